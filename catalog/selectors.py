@@ -1,0 +1,231 @@
+"""Reads from the catalog: the category tree, product listings, search and product pages.
+
+Every function returns a queryset that already fetches what its page shows, so the number of
+queries for a page does not grow with the number of products on it.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.db import connections, router
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+
+from catalog.models import Category, Product, ProductImage, ProductVariant
+
+SEARCH_CONFIG = "english"
+SEARCH_MAX_TERMS = 8
+
+# The public sort keys and what they mean; anything else falls back to the first.
+PRODUCT_SORTS: dict[str, tuple[str, tuple]] = {
+    "name": ("Name", ("name", "id")),
+    "price": ("Price, low to high", ("price_from", "id")),
+    "-price": ("Price, high to low", ("-price_from", "-id")),
+    "newest": ("Newest", ("-created_at", "-id")),
+}
+
+
+@dataclass
+class CategoryTree:
+    """The active categories, read in one query, with their parent/child links."""
+
+    categories: list[Category]
+    by_id: dict[int, Category] = field(init=False)
+    by_slug: dict[str, Category] = field(init=False)
+    roots: list[Category] = field(init=False)
+
+    def __post_init__(self) -> None:
+        known = {category.pk: category for category in self.categories}
+        for category in self.categories:
+            category.tree_children = []
+        self.roots = []
+        for category in self.categories:
+            if category.parent_id is None:
+                self.roots.append(category)
+            elif category.parent_id in known:
+                known[category.parent_id].tree_children.append(category)
+        # Only categories reachable from an active root are visible: a hidden parent hides its
+        # whole branch.
+        visible: dict[int, Category] = {}
+        stack = list(self.roots)
+        while stack:
+            category = stack.pop()
+            if category.pk in visible:
+                continue
+            visible[category.pk] = category
+            stack.extend(category.tree_children)
+        self.by_id = visible
+        self.by_slug = {category.slug: category for category in visible.values()}
+
+    def get(self, slug: str) -> Category | None:
+        return self.by_slug.get(slug)
+
+    def ancestors(self, category: Category) -> list[Category]:
+        """Return the category's ancestors, root first (the category itself excluded)."""
+        chain: list[Category] = []
+        current = self.by_id.get(category.parent_id) if category.parent_id else None
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.by_id.get(current.parent_id) if current.parent_id else None
+        return list(reversed(chain))
+
+    def descendant_ids(self, category: Category) -> list[int]:
+        """Return the ids of the category and of every category below it."""
+        ids: list[int] = []
+        stack = [category]
+        while stack:
+            current = stack.pop()
+            if current.pk in ids:
+                continue
+            ids.append(current.pk)
+            stack.extend(getattr(current, "tree_children", []))
+        return ids
+
+
+def category_tree() -> CategoryTree:
+    """Read the active categories once and link them into a tree."""
+    categories = list(
+        Category.objects.filter(is_active=True)
+        .only("id", "parent_id", "name", "slug", "description", "position")
+        .order_by("position", "name")
+    )
+    return CategoryTree(categories)
+
+
+def _first_image(column: str) -> Subquery:
+    return Subquery(
+        ProductImage.objects.filter(product=OuterRef("pk"))
+        .order_by("position", "id")
+        .values(column)[:1]
+    )
+
+
+def product_cards() -> QuerySet[Product]:
+    """Return visible products with what a product card shows, in a single query."""
+    in_stock = ProductVariant.objects.filter(product=OuterRef("pk"), is_active=True, stock__gt=0)
+    return (
+        Product.objects.filter(is_active=True, price_from__isnull=False)
+        .only("id", "name", "slug", "brand", "price_from", "currency", "created_at")
+        .annotate(
+            in_stock=Exists(in_stock),
+            card_image=_first_image("thumbnail"),
+            card_image_alt=_first_image("alt_text"),
+        )
+    )
+
+
+def product_list(
+    *,
+    category_ids: Iterable[int] | None = None,
+    sort: str = "name",
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    in_stock_only: bool = False,
+) -> QuerySet[Product]:
+    """Return visible products, filtered and sorted as a category page asks."""
+    products = product_cards()
+    if category_ids is not None:
+        products = products.filter(category_id__in=list(category_ids))
+    if min_price is not None:
+        products = products.filter(price_from__gte=min_price)
+    if max_price is not None:
+        products = products.filter(price_from__lte=max_price)
+    if in_stock_only:
+        products = products.filter(in_stock=True)
+    ordering = PRODUCT_SORTS.get(sort, PRODUCT_SORTS["name"])[1]
+    return products.order_by(*ordering)
+
+
+def product_list_featured(*, limit: int = 8) -> QuerySet[Product]:
+    return product_cards().filter(is_featured=True).order_by("-created_at", "-id")[:limit]
+
+
+def product_list_newest(*, limit: int = 8) -> QuerySet[Product]:
+    return product_cards().order_by("-created_at", "-id")[:limit]
+
+
+def product_search_vector() -> SearchVector:
+    """Return the weighted document searched on PostgreSQL (name, then brand, then text).
+
+    The GIN index made in migration 0002 is built on exactly this expression; a test checks
+    that PostgreSQL's plan uses it.
+    """
+    return (
+        SearchVector("name", weight="A", config=SEARCH_CONFIG)
+        + SearchVector("brand", weight="B", config=SEARCH_CONFIG)
+        + SearchVector("description", weight="C", config=SEARCH_CONFIG)
+    )
+
+
+def product_search(*, query: str) -> QuerySet[Product]:
+    """Return visible products matching the query, best match first.
+
+    PostgreSQL ranks with full-text search (web-search syntax: quotes, OR, -word); other
+    databases fall back to matching every word in the name, brand or description.
+    """
+    products = product_cards()
+    vendor = connections[router.db_for_read(Product)].vendor
+    if vendor == "postgresql":
+        search_query = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+        vector = product_search_vector()
+        return (
+            products.annotate(document=vector)
+            .filter(document=search_query)
+            .annotate(rank=SearchRank(vector, search_query))
+            .order_by("-rank", "name", "id")
+        )
+    terms = query.split()[:SEARCH_MAX_TERMS]
+    if not terms:
+        return products.none()
+    for term in terms:
+        products = products.filter(
+            Q(name__icontains=term) | Q(brand__icontains=term) | Q(description__icontains=term)
+        )
+    return products.annotate(
+        rank=Case(
+            When(name__icontains=terms[0], then=Value(2)),
+            When(brand__icontains=terms[0], then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+    ).order_by("-rank", "name", "id")
+
+
+def product_get_for_page(*, slug: str) -> Product:
+    """Return a visible product with its active variants and images (raises DoesNotExist)."""
+    return (
+        Product.objects.filter(is_active=True)
+        .select_related("category")
+        .prefetch_related(
+            Prefetch(
+                "variants",
+                queryset=ProductVariant.objects.filter(is_active=True).order_by(
+                    "position", F("price").asc(), "id"
+                ),
+                to_attr="active_variants",
+            ),
+            Prefetch("images", queryset=ProductImage.objects.order_by("position", "id")),
+        )
+        .get(slug=slug)
+    )
+
+
+def product_list_for_sitemap() -> QuerySet[Product]:
+    return (
+        Product.objects.filter(is_active=True, price_from__isnull=False)
+        .only("slug", "updated_at")
+        .order_by("id")
+    )

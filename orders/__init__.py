@@ -1,0 +1,1 @@
+"""Cart, checkout, orders and their state machine, order emails (arrives with the cart issue)."""

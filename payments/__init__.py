@@ -1,0 +1,1 @@
+"""Payment providers, payments, webhooks and refunds (arrives with the payments issue)."""

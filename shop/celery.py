@@ -1,0 +1,14 @@
+"""The Celery application; configuration lives in settings under the CELERY_ namespace.
+
+Start a worker with:  celery -A shop worker --loglevel=info
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+
+app = Celery("shop")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
