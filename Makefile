@@ -59,7 +59,7 @@ check: $(VENV)/.dev ## Run every gate: ruff, migrations, import contracts, deplo
 	$(VPY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/lint-imports
 	DJANGO_ENV=production SECRET_KEY=$$($(VPY) -c 'import secrets; print(secrets.token_urlsafe(64))') \
-		ALLOWED_HOSTS=shop.example.com $(VPY) manage.py check --deploy --fail-level WARNING
+		ALLOWED_HOSTS=shop.example.com EMAIL_URL=smtp://mail.example.com:587 $(VPY) manage.py check --deploy --fail-level WARNING
 
 format: $(VENV)/.dev ## Format and fix the code with ruff
 	$(VENV)/bin/ruff format .

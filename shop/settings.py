@@ -50,6 +50,8 @@ if IS_PRODUCTION:
         problems.append("DJANGO_DEBUG is on")
     if not env.list("ALLOWED_HOSTS", default=[]):
         problems.append("ALLOWED_HOSTS is empty")
+    if not env.str("EMAIL_URL", default=""):
+        problems.append("EMAIL_URL is not set (customers would get no email)")
     if problems:
         raise ImproperlyConfigured(
             "Refusing to start with DJANGO_ENV=production: " + "; ".join(problems) + "."
@@ -202,11 +204,35 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
 # --- Email -------------------------------------------------------------------------------------
 
 EMAIL_URL = env.str("EMAIL_URL", default="")
+
+
+def _mailer_from_url(url: str) -> dict:
+    """Turn an EMAIL_URL (smtp://, smtp+tls://, smtp+ssl://, consolemail://) into a mailer."""
+    config = environ.Env.email_url_config(url)
+    options = {
+        "host": config.get("EMAIL_HOST"),
+        "port": config.get("EMAIL_PORT"),
+        "username": config.get("EMAIL_HOST_USER"),
+        "password": config.get("EMAIL_HOST_PASSWORD"),
+        "use_tls": config.get("EMAIL_USE_TLS"),
+        "use_ssl": config.get("EMAIL_USE_SSL"),
+        "timeout": env.int("EMAIL_TIMEOUT", default=10),
+    }
+    backend = config["EMAIL_BACKEND"]
+    if not backend.endswith("smtp.EmailBackend"):
+        options = {}
+    return {"BACKEND": backend, "OPTIONS": {k: v for k, v in options.items() if v is not None}}
+
+
 if EMAIL_URL:
-    vars().update(env.email_url("EMAIL_URL"))
+    MAILERS = {"default": _mailer_from_url(EMAIL_URL)}
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = VAR_DIR / "mail"
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(VAR_DIR / "mail")},
+        }
+    }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
