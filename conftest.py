@@ -6,7 +6,9 @@ from django.db import connection
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Keep uploads out of var/ and serve static files without a collected manifest."""
+    """Keep uploads out of var/, serve static files without a collected manifest, and hash
+    passwords with a fast hasher (the real one costs about half a second per password)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,

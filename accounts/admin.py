@@ -10,11 +10,17 @@ class UserCreationForm(AdminUserCreationForm):
         model = User
         fields = ("email",)
 
+    def clean_email(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data["email"])
+
 
 class UserEditForm(UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+
+    def clean_email(self) -> str:
+        return User.objects.normalize_email(self.cleaned_data["email"])
 
 
 @admin.register(User)

@@ -2,12 +2,18 @@
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
+
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        """Lower-case the whole address: allauth finds accounts by the lower-cased address."""
+        return (email or "").strip().lower()
 
     def _create_user(self, email: str, password: str | None, **extra_fields) -> "User":
         if not email:
@@ -52,12 +58,19 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name = "user"
         verbose_name_plural = "users"
         constraints = [
-            # Two accounts may not differ only by the case of their email address.
-            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            # Addresses are stored lower-cased, so two accounts can never differ only by case
+            # and allauth's lookups by the lower-cased address always find the account.
+            models.CheckConstraint(
+                condition=Q(email=Lower("email")), name="accounts_user_email_lowercase"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = UserManager.normalize_email(self.email)
 
     def get_full_name(self) -> str:
         return self.full_name or self.email

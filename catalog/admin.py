@@ -2,9 +2,10 @@
 `catalog.services`."""
 
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from catalog import services
 from catalog.exceptions import ImageProcessingError
@@ -17,7 +18,7 @@ LOW_STOCK = 5
 def _stock_badge(stock: int | None) -> str:
     stock = stock or 0
     if stock <= 0:
-        return format_html('<strong style="color:#b91c1c">0 · out of stock</strong>')
+        return mark_safe('<strong style="color:#b91c1c">0 · out of stock</strong>')
     if stock <= LOW_STOCK:
         return format_html('<strong style="color:#b45309">{} · low</strong>', stock)
     return format_html("{}", stock)
@@ -32,6 +33,8 @@ class CategoryAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     autocomplete_fields = ("parent",)
     list_select_related = ("parent",)
+    # The product-count annotation drops the model's ordering; pages must stay stable.
+    ordering = ("position", "name", "id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Category]:
         return super().get_queryset(request).annotate(_product_count=Count("products"))
@@ -86,7 +89,15 @@ class ProductAdmin(admin.ModelAdmin):
     list_per_page = 50
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
-        return super().get_queryset(request).annotate(_stock=Sum("variants__stock"))
+        # A subquery, not Sum("variants__stock"): searching by SKU joins the variants again,
+        # and a join-based sum would then count each variant once per joined row.
+        total_stock = (
+            ProductVariant.objects.filter(product=OuterRef("pk"))
+            .values("product")
+            .annotate(total=Sum("stock"))
+            .values("total")
+        )
+        return super().get_queryset(request).annotate(_stock=Subquery(total_stock))
 
     @admin.display(description="price", ordering="price_from")
     def price(self, product: Product) -> str:
@@ -165,5 +176,17 @@ class ProductVariantAdmin(admin.ModelAdmin):
         return _stock_badge(variant.stock)
 
     def save_model(self, request: HttpRequest, obj: ProductVariant, form, change: bool) -> None:
+        # A variant moved to another product changes the price of both products.
+        previous = form.initial.get("product") if change else None
         super().save_model(request, obj, form, change)
-        services.product_refresh_price_from(product_ids=[obj.product_id])
+        services.product_refresh_price_from(product_ids={obj.product_id, previous} - {None})
+
+    def delete_model(self, request: HttpRequest, obj: ProductVariant) -> None:
+        product_id = obj.product_id
+        super().delete_model(request, obj)
+        services.product_refresh_price_from(product_ids=[product_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ProductVariant]) -> None:
+        product_ids = set(queryset.values_list("product_id", flat=True))
+        super().delete_queryset(request, queryset)
+        services.product_refresh_price_from(product_ids=product_ids)

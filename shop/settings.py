@@ -6,6 +6,7 @@ DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis. DJANGO_ENV=production
 production checks and the HTTPS hardening. README.md lists every variable.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -34,8 +35,18 @@ def _local_secret_key() -> str:
     """Return the secret key generated once into var/ for local use (never in production)."""
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        # Write a private temporary file, then link it into place: of two processes starting at
+        # once, exactly one link succeeds and both read the same complete key.
+        temporary = VAR_DIR / f".secret_key.{os.getpid()}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 
@@ -48,7 +59,7 @@ if IS_PRODUCTION:
         problems.append("SECRET_KEY is shorter than 50 characters")
     if DEBUG:
         problems.append("DJANGO_DEBUG is on")
-    if not env.list("ALLOWED_HOSTS", default=[]):
+    if not [host for host in env.list("ALLOWED_HOSTS", default=[]) if host.strip()]:
         problems.append("ALLOWED_HOSTS is empty")
     if not env.str("EMAIL_URL", default=""):
         problems.append("EMAIL_URL is not set (customers would get no email)")
@@ -59,9 +70,13 @@ if IS_PRODUCTION:
 elif not SECRET_KEY:
     SECRET_KEY = _local_secret_key()
 
-ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
-)
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list(
+        "ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
+    )
+    if host.strip()
+]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Applications ------------------------------------------------------------------------------

@@ -127,14 +127,27 @@ def test_postgres_search_understands_web_search_syntax():
 
 @pytest.mark.postgres
 def test_postgres_search_uses_the_gin_index():
-    for n in range(30):
-        ProductFactory(name=f"Filler {n}")
+    # Given a catalog large enough for the planner to care, with fresh statistics
+    category = CategoryFactory()
+    Product.objects.bulk_create(
+        Product(
+            category=category,
+            name=f"Filler product {n}",
+            slug=f"filler-{n}",
+            description="Nothing to see here.",
+            price_from=Decimal("10.00"),
+        )
+        for n in range(3000)
+    )
+    ProductFactory(name="Dome tent", category=category)
     products = selectors.product_search(query="tent")
     sql, params = products.query.sql_with_params()
 
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("ANALYZE catalog_product")
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
-    assert "product_search_gin" in plan
+    # Then the match is found through the full-text index, not by reading every row
+    assert "product_search_gin" in plan, plan
+    assert [p.name for p in products] == ["Dome tent"]
