@@ -18,6 +18,7 @@ from PIL import Image
 
 from catalog import demo
 from catalog.models import Category, Product, ProductImage, ProductVariant
+from catalog.tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -344,10 +345,27 @@ def test_if_empty_skips_a_catalog_that_has_products():
     # when seeding 30 only if empty
     output = _seed(products=30, if_empty=True)
 
-    # then nothing is written
-    assert output == "The catalog already has products: demo seeding skipped.\n"
+    # then nothing is written, and the merchant's login is still shown
+    assert output == (
+        "The catalog already has products: demo seeding skipped.\n"
+        "Demo merchant: merchant@example.com / shop-demo-merchant\n"
+        "Back office: /admin/\n"
+    )
     assert _table_counts() == before
     assert Product.objects.count() == 5
+
+
+def test_if_empty_without_the_demo_merchant_points_to_createsuperuser():
+    # given a shop whose products were not made by the demo seeder
+    ProductFactory()
+
+    # when seeding only if empty
+    output = _seed(products=30, if_empty=True)
+
+    # then no password is claimed, and nothing is written
+    assert "createsuperuser" in output
+    assert "shop-demo-merchant" not in output
+    assert Product.objects.count() == 1
 
 
 def test_if_empty_seeds_an_empty_catalog():

@@ -50,6 +50,7 @@ class Command(BaseCommand):
             demo.demo_seeding_check()
             if options["if_empty"] and Product.objects.exists():
                 self.stdout.write("The catalog already has products: demo seeding skipped.")
+                self._login_hint(options["merchant_password"])
                 return
             catalog = demo.demo_catalog_seed(
                 products=options["products"], seed=options["seed"], dry_run=dry_run
@@ -82,4 +83,16 @@ class Command(BaseCommand):
             else "(not the one given: the account's password was left as it was)"
         )
         self.stdout.write(f"Demo merchant ({account}): {merchant.email} / {password}")
+        self.stdout.write(f"Back office: {reverse('admin:index')}")
+
+    def _login_hint(self, password: str) -> None:
+        """Tell how to sign in to the back office when seeding was skipped."""
+        merchant = demo.demo_merchant_ensure(password=password, dry_run=True)
+        if not merchant.created and merchant.has_given_password:
+            self.stdout.write(f"Demo merchant: {merchant.email} / {password}")
+        else:
+            self.stdout.write(
+                "Back office: sign in with a staff account "
+                "(python manage.py createsuperuser makes one)."
+            )
         self.stdout.write(f"Back office: {reverse('admin:index')}")
