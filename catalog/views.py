@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from catalog import selectors
 from catalog.context_processors import category_tree_for_request
@@ -25,6 +26,7 @@ def _canonical(request: HttpRequest, path: str, page_number: int) -> str:
     return request.build_absolute_uri(path + suffix)
 
 
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -37,6 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
     tree = category_tree_for_request(request)
     category = tree.get(slug)
@@ -67,6 +70,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@require_safe
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         product = selectors.product_get_for_page(slug=slug)
@@ -94,6 +98,7 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@require_safe
 def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.query()

@@ -367,3 +367,10 @@ def test_sitemap_lists_visible_products_and_categories(client):
     assert "<loc>http://testserver/product/tent/</loc>" in products
     assert "/product/hidden/" not in products
     assert "<loc>http://testserver/category/gear/</loc>" in categories
+
+
+@pytest.mark.parametrize("path", ["/", "/category/gear/", "/product/tent/", "/search/?q=tent"])
+def test_pages_refuse_writes_with_405(client, path):
+    ProductFactory(slug="tent", category=CategoryFactory(slug="gear"))
+    assert client.post(path).status_code == 405
+    assert client.head(path).status_code == 200
