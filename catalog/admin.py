@@ -1,7 +1,9 @@
 """The merchant's back office for the catalog. Thin: every write that has a rule goes through
 `catalog.services`."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -13,6 +15,15 @@ from catalog.models import Category, Product, ProductImage, ProductVariant
 from shop.money import money_format
 
 LOW_STOCK = 5
+
+# Compact inputs so a variant row (SKU, options, price, stock) fits on one line.
+COMPACT_INPUTS = {
+    models.JSONField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 32})},
+    models.DecimalField: {
+        "widget": forms.NumberInput(attrs={"step": "0.01", "style": "width:7em"})
+    },
+    models.IntegerField: {"widget": forms.NumberInput(attrs={"style": "width:5em"})},
+}
 
 
 def _stock_badge(stock: int | None) -> str:
@@ -47,6 +58,7 @@ class CategoryAdmin(admin.ModelAdmin):
 class ProductVariantInline(admin.TabularInline):
     model = ProductVariant
     extra = 1
+    formfield_overrides = COMPACT_INPUTS
     fields = ("sku", "options", "price", "currency", "stock", "is_active", "position")
     readonly_fields = ("currency",)
 
@@ -154,12 +166,12 @@ class ProductVariantAdmin(admin.ModelAdmin):
         "product",
         "options_label",
         "price",
-        "currency",
         "stock",
         "stock_status",
         "is_active",
     )
     list_editable = ("price", "stock", "is_active")
+    formfield_overrides = COMPACT_INPUTS
     list_filter = ("is_active", "product__category")
     search_fields = ("sku", "product__name")
     autocomplete_fields = ("product",)

@@ -11,6 +11,8 @@ from shop import views
 admin.site.site_header = f"{settings.SHOP_NAME} back office"
 admin.site.site_title = f"{settings.SHOP_NAME} back office"
 admin.site.index_title = "Run the shop"
+# The tables need the width more than the side menu does.
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
