@@ -279,6 +279,14 @@ USE_TZ = True
 SHOP_NAME = env.str("SHOP_NAME", default="Northwind Outfitters")
 SHOP_CURRENCY = env.str("SHOP_CURRENCY", default="EUR")
 SHOP_PRODUCTS_PER_PAGE = 24
+# Whether catalog prices include tax (tax is then shown as included) or tax is added at checkout.
+SHOP_PRICES_INCLUDE_TAX = env.bool("SHOP_PRICES_INCLUDE_TAX", default=True)
+# An unpaid order holds its stock this long before expire_unpaid_orders cancels it.
+SHOP_ORDER_PAYMENT_MINUTES = env.int("SHOP_ORDER_PAYMENT_MINUTES", default=60)
+# An open cart with a known email gets one reminder after this many idle hours.
+SHOP_CART_REMINDER_HOURS = env.int("SHOP_CART_REMINDER_HOURS", default=24)
+# The shop's public address, for links in emails (sent by workers, outside any request).
+SHOP_BASE_URL = env.str("SHOP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SHOP_SEARCH_MAX_LENGTH = 200
 
 # --- Security ----------------------------------------------------------------------------------

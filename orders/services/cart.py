@@ -1,0 +1,191 @@
+"""Cart writes: add, change, remove, merge on sign-in, remember checkout details.
+
+Invariants owned here:
+- A line's quantity is a whole number from 1 to MAX_LINE_QUANTITY and never more than the stock
+  on hand when it is set (stock is taken only at order placement, so it may drop later: the cart
+  page and the placement re-check it).
+- Only active variants of active products with stock can be added.
+- A customer has at most one open cart (database constraint); signing in merges the session's
+  cart into it, adding quantities capped by stock.
+- Every cart write locks the cart row first, so two requests for one cart never interleave.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import ProductVariant
+from orders.exceptions import (
+    CartLineNotFound,
+    InvalidQuantity,
+    NotEnoughStock,
+    VariantUnavailable,
+)
+from orders.models import MAX_LINE_QUANTITY, Cart, CartLine, token_generate
+
+
+def quantity_parse(value: object) -> int:
+    """Return a valid line quantity from user input, or raise InvalidQuantity."""
+    text = str(value).strip() if value is not None else ""
+    if not text or len(text) > 6 or not text.lstrip("-").isdigit():
+        raise InvalidQuantity("Enter the quantity as a whole number.")
+    quantity = int(text)
+    if quantity < 1:
+        raise InvalidQuantity("The quantity must be at least 1.")
+    if quantity > MAX_LINE_QUANTITY:
+        raise InvalidQuantity(f"You can buy at most {MAX_LINE_QUANTITY} of one item at a time.")
+    return quantity
+
+
+def _lock(cart: Cart) -> Cart:
+    return Cart.objects.select_for_update().get(pk=cart.pk)
+
+
+def _touch(cart: Cart) -> None:
+    cart.updated_at = timezone.now()
+    cart.reminder_sent_at = None
+    cart.save(update_fields=["updated_at", "reminder_sent_at"])
+
+
+def _sellable_variant(variant_id: object) -> ProductVariant:
+    try:
+        pk = int(str(variant_id))
+    except (TypeError, ValueError):
+        raise VariantUnavailable("That item does not exist.") from None
+    variant = (
+        ProductVariant.objects.select_related("product")
+        .filter(pk=pk, is_active=True, product__is_active=True)
+        .first()
+    )
+    if variant is None:
+        raise VariantUnavailable("That item is not for sale.")
+    return variant
+
+
+def cart_create(*, user=None) -> Cart:
+    """Return the customer's open cart, making one if needed (guests always get a new one)."""
+    if user is not None and user.is_authenticated:
+        cart, _ = Cart.objects.get_or_create(
+            user=user, status=Cart.Status.OPEN, defaults={"email": user.email}
+        )
+        return cart
+    return Cart.objects.create()
+
+
+@transaction.atomic
+def cart_add(*, cart: Cart, variant_id: object, quantity: object) -> CartLine:
+    """Add a quantity of a variant to the cart (adding to a line already there)."""
+    quantity = quantity_parse(quantity)
+    variant = _sellable_variant(variant_id)
+    cart = _lock(cart)
+    line = CartLine.objects.filter(cart=cart, variant=variant).first()
+    wanted = quantity + (line.quantity if line else 0)
+    if variant.stock <= 0:
+        raise NotEnoughStock(f"{variant.product.name} is sold out.", available=0)
+    if wanted > variant.stock:
+        raise NotEnoughStock(
+            f"Only {variant.stock} of {variant.product.name} left"
+            + (f"; you already have {line.quantity} in your cart." if line else "."),
+            available=variant.stock,
+        )
+    if wanted > MAX_LINE_QUANTITY:
+        raise InvalidQuantity(f"You can buy at most {MAX_LINE_QUANTITY} of one item at a time.")
+    if line is None:
+        line = CartLine.objects.create(
+            cart=cart, variant=variant, quantity=wanted, unit_price_seen=variant.price
+        )
+    else:
+        line.quantity = wanted
+        line.save(update_fields=["quantity"])
+    _touch(cart)
+    return line
+
+
+@transaction.atomic
+def cart_line_update(*, cart: Cart, line_id: object, quantity: object) -> CartLine:
+    """Set a line's quantity (1 to the stock on hand)."""
+    quantity = quantity_parse(quantity)
+    cart = _lock(cart)
+    line = _own_line(cart, line_id)
+    variant = line.variant
+    if quantity > variant.stock and quantity > line.quantity:
+        raise NotEnoughStock(
+            f"Only {variant.stock} of {variant.product.name} left.", available=variant.stock
+        )
+    line.quantity = quantity
+    line.save(update_fields=["quantity"])
+    _touch(cart)
+    return line
+
+
+@transaction.atomic
+def cart_line_remove(*, cart: Cart, line_id: object) -> None:
+    cart = _lock(cart)
+    _own_line(cart, line_id).delete()
+    _touch(cart)
+
+
+def _own_line(cart: Cart, line_id: object) -> CartLine:
+    """Return the line only if it belongs to this cart: another cart's line id is 'not found'."""
+    try:
+        pk = int(str(line_id))
+    except (TypeError, ValueError):
+        raise CartLineNotFound("That item is not in your cart.") from None
+    line = CartLine.objects.select_related("variant__product").filter(cart=cart, pk=pk).first()
+    if line is None:
+        raise CartLineNotFound("That item is not in your cart.")
+    return line
+
+
+@transaction.atomic
+def cart_merge(*, source: Cart, user) -> Cart:
+    """Merge a guest's cart into the user's open cart on sign-in; return the user's cart.
+
+    Quantities are added and capped by the stock on hand and the line maximum; the guest cart
+    is closed as merged. With no cart of their own, the user simply takes over the guest cart.
+    """
+    source = Cart.objects.select_for_update().get(pk=source.pk)
+    if source.status != Cart.Status.OPEN or source.user_id == user.pk:
+        return cart_create(user=user)
+    target = Cart.objects.select_for_update().filter(user=user, status=Cart.Status.OPEN).first()
+    if target is None:
+        source.user = user
+        source.email = source.email or user.email
+        source.save(update_fields=["user", "email"])
+        return source
+    existing = {line.variant_id: line for line in target.lines.all()}
+    for line in source.lines.select_related("variant"):
+        stock_cap = min(line.variant.stock, MAX_LINE_QUANTITY)
+        mine = existing.get(line.variant_id)
+        if mine is None:
+            quantity = min(line.quantity, stock_cap)
+            if quantity >= 1:
+                CartLine.objects.create(
+                    cart=target,
+                    variant=line.variant,
+                    quantity=quantity,
+                    unit_price_seen=line.unit_price_seen,
+                )
+        else:
+            mine.quantity = max(mine.quantity, min(mine.quantity + line.quantity, stock_cap))
+            mine.save(update_fields=["quantity"])
+    source.status = Cart.Status.MERGED
+    source.save(update_fields=["status"])
+    _touch(target)
+    return target
+
+
+@transaction.atomic
+def cart_checkout_save(*, cart: Cart, email: str, data: dict) -> Cart:
+    """Remember the checkout form's details (contact, address, shipping, voucher) on the cart.
+
+    A new checkout token is issued whenever the details change, so the review step that follows
+    is a new, single placement.
+    """
+    cart = _lock(cart)
+    if cart.email != email or cart.checkout_data != data:
+        cart.checkout_token = token_generate()
+    cart.email = email
+    cart.checkout_data = data
+    cart.updated_at = timezone.now()
+    cart.save(update_fields=["email", "checkout_data", "checkout_token", "updated_at"])
+    return cart

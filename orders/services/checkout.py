@@ -1,0 +1,204 @@
+"""Placing an order: one transaction that turns a reviewed cart into an order awaiting payment.
+
+Invariants owned here:
+- Stock is taken with conditional updates (`stock = stock - n WHERE stock >= n`), line by line in
+  ascending variant id, so concurrent checkouts lock rows in one order and never deadlock, and
+  stock can never go below zero (the database refuses it too).
+- If any unit is missing, nothing is written and the customer is told which lines to change.
+- Every amount is recomputed on the server from the locked rows; the customer's browser sends
+  only the fingerprint of the quote it showed, and a different quote is refused (PricesChanged).
+- A voucher use is counted under the voucher's row lock, within its global and per-customer
+  limits.
+- One checkout token makes at most one order: a repeated or concurrent submission returns the
+  order the first one made.
+"""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+
+from catalog.models import ProductVariant
+from orders import selectors
+from orders.exceptions import (
+    CartEmpty,
+    OutOfStock,
+    PricesChanged,
+    VoucherInvalid,
+)
+from orders.models import (
+    Cart,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OutboxEmail,
+    Voucher,
+    VoucherRedemption,
+)
+from orders.services.emails import outbox_record
+from orders.services.numbers import order_number_generate
+
+PLACE_ATTEMPTS = 3
+
+
+def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None) -> Order:
+    """Place the order for a reviewed cart; return it (the same one on a repeated submission)."""
+    existing = Order.objects.filter(checkout_token=checkout_token).first()
+    if existing is not None:
+        return existing
+    for attempt in range(PLACE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _order_place(
+                    cart=cart, checkout_token=checkout_token, fingerprint=fingerprint, user=user
+                )
+        except IntegrityError:
+            # Either a concurrent submission of the same checkout won (its order exists now), or
+            # the random order number collided (try again with a new one).
+            existing = Order.objects.filter(checkout_token=checkout_token).first()
+            if existing is not None:
+                return existing
+            if attempt == PLACE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> Order:
+    cart = Cart.objects.select_for_update().get(pk=cart.pk)
+    if cart.status != Cart.Status.OPEN:
+        existing = Order.objects.filter(checkout_token=checkout_token).first()
+        if existing is not None:
+            return existing
+        raise CartEmpty("This cart has already been checked out.")
+    if cart.checkout_token != checkout_token:
+        raise PricesChanged("Your checkout changed in the meantime: please review it again.")
+    address, _ = selectors.checkout_details_require(cart.checkout_data)
+
+    lines = sorted(selectors.cart_lines(cart), key=lambda line: line.variant_id)
+    if not lines:
+        raise CartEmpty("Your cart is empty.")
+    # Lock the variants in ascending id (the one order every checkout uses, so none deadlock):
+    # the quote below then sees settled prices and stock.
+    list(
+        ProductVariant.objects.select_for_update()
+        .filter(pk__in=[line.variant_id for line in lines])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user)
+    if quote.problems:
+        raise OutOfStock(
+            "Some items are no longer available. " + " ".join(quote.problems),
+            lines=[_missing(q.line, q.available) for q in quote.lines if q.problem],
+        )
+    if quote.voucher_error:
+        raise VoucherInvalid(quote.voucher_error)
+    if not selectors.fingerprints_match(fingerprint, quote.fingerprint):
+        raise PricesChanged(
+            "Prices or amounts changed since you reviewed your order: please check them again."
+        )
+    _stock_take(lines)
+    voucher = _voucher_use(quote=quote, cart=cart, user=user)
+
+    totals = quote.totals
+    order = Order.objects.create(
+        number=order_number_generate(),
+        user=user if user is not None and user.is_authenticated else None,
+        email=cart.email,
+        checkout_token=checkout_token,
+        cart=cart,
+        currency=totals.currency,
+        prices_include_tax=totals.prices_include_tax,
+        subtotal=totals.subtotal,
+        discount_total=totals.discount,
+        shipping_total=totals.shipping,
+        tax_total=totals.tax,
+        total=totals.total,
+        shipping_address=address,
+        shipping_method_name=quote.shipping_method.name,
+        voucher=voucher,
+        voucher_code=voucher.code if voucher else "",
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            variant=q.line.variant,
+            product_name=q.line.variant.product.name,
+            variant_label=q.line.variant.label,
+            sku=q.line.variant.sku,
+            unit_price=priced.unit_price,
+            quantity=priced.quantity,
+            line_total=priced.total,
+            tax_rate=totals.tax_rate,
+            tax_amount=priced.tax_amount,
+        )
+        for q, priced in zip(quote.lines, totals.lines, strict=True)
+    )
+    if voucher is not None:
+        VoucherRedemption.objects.create(
+            voucher=voucher, order=order, user=order.user, email=order.email
+        )
+    OrderEvent.objects.create(
+        order=order,
+        to_status=order.status,
+        message=f"Order placed: {len(quote.lines)} line(s), total {order.total} {order.currency}.",
+        actor=order.user,
+    )
+    cart.status = Cart.Status.ORDERED
+    cart.save(update_fields=["status"])
+    outbox_record(kind=OutboxEmail.Kind.ORDER_RECEIVED, order=order, to_email=order.email)
+    return order
+
+
+def _missing(line, available: int) -> dict:
+    return {
+        "line_id": line.pk,
+        "sku": line.variant.sku,
+        "name": line.variant.product.name,
+        "wanted": line.quantity,
+        "available": available,
+    }
+
+
+def _stock_take(lines) -> None:
+    """Take every line's units with a conditional update, in ascending variant id; raise
+    OutOfStock naming every line that cannot be served (the transaction then rolls back)."""
+    missing = []
+    for line in lines:
+        taken = ProductVariant.objects.filter(
+            pk=line.variant_id,
+            is_active=True,
+            product__is_active=True,
+            stock__gte=line.quantity,
+        ).update(stock=F("stock") - line.quantity)
+        if not taken:
+            available = (
+                ProductVariant.objects.filter(pk=line.variant_id).values_list("stock", flat=True)
+            ).first() or 0
+            missing.append(_missing(line, available))
+    if missing:
+        raise OutOfStock(
+            "Some items are no longer available: "
+            + "; ".join(f"{m['name']} ({m['available']} left)" for m in missing)
+            + ".",
+            lines=missing,
+        )
+
+
+def _voucher_use(*, quote, cart: Cart, user) -> Voucher | None:
+    """Count one use of the quote's voucher under its row lock; raise VoucherInvalid if it may
+    no longer be used (used up in the meantime, or by this customer)."""
+    if quote.voucher is None:
+        return None
+    voucher = Voucher.objects.select_for_update().get(pk=quote.voucher.pk)
+    selectors.voucher_check(
+        code=voucher.code, goods=quote.totals.subtotal, email=cart.email, user=user,
+        currency=settings.SHOP_CURRENCY,
+    )  # fmt: skip
+    counted = (
+        Voucher.objects.filter(pk=voucher.pk)
+        .filter(Q(usage_limit__isnull=True) | Q(used_count__lt=F("usage_limit")))
+        .update(used_count=F("used_count") + 1)
+    )
+    if not counted:
+        raise VoucherInvalid("This voucher has been used up.")
+    return voucher
