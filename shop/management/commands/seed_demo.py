@@ -1,10 +1,12 @@
-"""Fill the shop with a demo catalog and a demo merchant account (never in production)."""
+"""Fill the shop with a demo catalog, checkout settings (shipping, tax, a voucher) and a demo
+merchant account (never in production)."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from catalog import demo
 from catalog.models import Product
+from orders import demo as orders_demo
 
 DEFAULT_PRODUCTS = 1000
 DEFAULT_MERCHANT_PASSWORD = "shop-demo-merchant"
@@ -58,6 +60,7 @@ class Command(BaseCommand):
             merchant = demo.demo_merchant_ensure(
                 password=options["merchant_password"], dry_run=dry_run
             )
+            checkout = None if dry_run else orders_demo.demo_checkout_seed()
         except demo.DemoSeedError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -70,6 +73,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Dry run, nothing written. Would seed demo catalog: {counts}.")
         else:
             self.stdout.write(f"Seeded demo catalog: {counts} in {catalog.seconds:.1f} s.")
+        if checkout is not None:
+            self.stdout.write(
+                f"Checkout: {checkout.shipping_methods_created} shipping method(s), "
+                f"{checkout.tax_rates_created} tax rate(s) and "
+                f"{checkout.vouchers_created} voucher(s) added "
+                f"(try the code {orders_demo.DEMO_VOUCHER})."
+            )
 
         if not merchant.created:
             account = "existing account"

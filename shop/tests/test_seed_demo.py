@@ -1,4 +1,4 @@
-"""The `seed_demo` command and `catalog.demo`: a repeatable demo catalog and merchant."""
+"""The `seed_demo` command: a repeatable demo catalog, checkout settings and merchant."""
 
 import io
 import re
@@ -19,6 +19,7 @@ from PIL import Image
 from catalog import demo
 from catalog.models import Category, Product, ProductImage, ProductVariant
 from catalog.tests.factories import ProductFactory
+from orders.models import ShippingMethod, TaxRate, Voucher
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +94,8 @@ def test_seed_builds_a_catalog_that_meets_every_rule():
         lines[0],
     )
     assert lines[1:] == [
+        "Checkout: 2 shipping method(s), 18 tax rate(s) and 1 voucher(s) added "
+        "(try the code WELCOME10).",
         f"Demo merchant (new account): merchant@example.com / {MERCHANT_PASSWORD}",
         "Back office: /admin/",
     ]
@@ -466,3 +469,23 @@ def test_invalid_options_are_refused(options, message):
     # then nothing is written
     assert _table_counts() == NOTHING
     assert _media_files() == []
+
+
+def test_seed_adds_checkout_settings_once():
+    # given a first seeding
+    _seed(products=0)
+    first = (ShippingMethod.objects.count(), TaxRate.objects.count(), Voucher.objects.count())
+
+    # when seeding again
+    output = _seed(products=0)
+
+    # then shipping, tax and the welcome voucher exist once, and nothing new is added
+    assert first == (2, 18, 1)
+    assert (ShippingMethod.objects.count(), TaxRate.objects.count(), Voucher.objects.count()) == (
+        2,
+        18,
+        1,
+    )
+    assert "Checkout: 0 shipping method(s), 0 tax rate(s) and 0 voucher(s) added" in output
+    assert TaxRate.objects.get(country="DE").rate == Decimal("19.00")
+    assert Voucher.objects.get(code="WELCOME10").per_customer_limit == 1
