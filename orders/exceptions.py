@@ -31,6 +31,10 @@ class CartLineNotFound(CartError):
     pass
 
 
+class CartClosed(CartError):
+    """The cart was turned into an order or merged into another one (e.g. in another tab)."""
+
+
 # --- Checkout ------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,11 @@
 """Pure price arithmetic for carts and orders: no database, no settings, only Decimals.
 
 One rounding rule (`shop.money.money_round`, half-up to the minor unit) applied at fixed points:
-each line total, the discount, the shipping, the tax. Everything else is addition of rounded
-amounts, so the parts always add up to the total exactly:
+each unit price, the discount, the shipping, the tax. Everything else is addition (or
+multiplication by a whole quantity) of rounded amounts, so the parts always add up to the total
+exactly:
 
+    line total   = unit price (rounded) × quantity, so a line is what the customer sees
     goods        = sum(line totals)
     discount     = voucher on goods (never more than goods)
     shipping     = method price, or 0 when goods - discount reaches its free-above threshold
@@ -68,7 +70,8 @@ def voucher_discount(goods: Decimal, terms: VoucherTerms | None, *, currency: st
         discount = goods * min(terms.value, HUNDRED) / HUNDRED
     else:
         discount = terms.value
-    return money_round(min(discount, goods), currency)
+    # Between nothing and the goods: a voucher never adds to the price nor makes it negative.
+    return money_round(max(min(discount, goods), ZERO), currency)
 
 
 def shipping_price(
@@ -92,10 +95,12 @@ def totals_compute(
     """Price a basket: `lines` are (unit price, quantity) pairs."""
     priced = []
     for unit_price, quantity in lines:
-        line_total = money_round(unit_price * quantity, currency)
+        # Round the unit price first: the line is then exactly "shown price × quantity".
+        unit = money_round(unit_price, currency)
+        line_total = unit * quantity
         priced.append(
             LinePrice(
-                unit_price=money_round(unit_price, currency),
+                unit_price=unit,
                 quantity=quantity,
                 total=line_total,
                 tax_amount=tax_part(

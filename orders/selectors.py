@@ -19,6 +19,14 @@ from orders.models import Cart, CartLine, Order, ShippingMethod, TaxRate, Vouche
 from orders.pricing import Totals, VoucherTerms, totals_compute
 from shop.money import money_format
 
+
+def _lookup_text(value: object) -> str | None:
+    """Return user input as text to look up, or None when nothing can match it (PostgreSQL
+    refuses NUL characters in a query: a tampered value must be "not found", not an error)."""
+    text = str(value)
+    return None if "\x00" in text else text
+
+
 # --- Cart ---------------------------------------------------------------------------------------
 
 
@@ -98,7 +106,7 @@ def tax_rate_for(country: str | None) -> Decimal:
 def voucher_check(*, code: str, goods: Decimal, email: str, user, currency: str) -> Voucher:
     """Return the voucher for `code` if this customer may use it on `goods`, else raise
     VoucherInvalid with the reason. Placement calls it again with the voucher row locked."""
-    normalized = code.strip().upper()
+    normalized = _lookup_text(code.strip().upper())
     voucher = Voucher.objects.filter(code=normalized).first() if normalized else None
     if voucher is None:
         raise VoucherInvalid("We don't know this voucher code.")
@@ -142,7 +150,11 @@ def quote_fingerprint(quote_lines: list[QuoteLine], totals: Totals) -> str:
 
 
 def fingerprints_match(given: object, expected: str) -> bool:
-    return isinstance(given, str) and secrets.compare_digest(given, expected)
+    """Compare in constant time; anything but the expected string (any type, any text) is False."""
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    return isinstance(given, str) and secrets.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode()
+    )
 
 
 def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None = None) -> Quote:
@@ -152,9 +164,12 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
     country) are reported on the quote for the page to show.
     """
     data = cart.checkout_data if data is None else data
+    if not isinstance(data, dict):
+        data = {}
     currency = settings.SHOP_CURRENCY
-    address = data.get("address") or {}
-    country = address.get("country")
+    # Saved details come from a form, but a malformed value must not break the cart page.
+    address = data.get("address")
+    country = address.get("country") if isinstance(address, dict) else None
     quote_lines = []
     problems = []
     for line in cart_lines(cart):
@@ -197,7 +212,8 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
         free_shipping_above=method.free_above if method else None,
     )
     voucher, voucher_error = None, ""
-    code = (data.get("voucher_code") or "").strip()
+    code = data.get("voucher_code")
+    code = code.strip() if isinstance(code, str) else ""
     if code:
         try:
             voucher = voucher_check(
@@ -252,19 +268,32 @@ def _with_lines(orders: QuerySet[Order]) -> QuerySet[Order]:
     return orders.prefetch_related(Prefetch("lines")).select_related("voucher")
 
 
+def _signed_in(user) -> bool:
+    return user is not None and getattr(user, "is_authenticated", False)
+
+
 def order_list_for_customer(*, user) -> QuerySet[Order]:
-    return Order.objects.filter(user=user).annotate(item_count=Sum("lines__quantity"))
+    """Return the customer's orders with their item counts (none for an anonymous visitor)."""
+    orders = Order.objects.annotate(item_count=Sum("lines__quantity"))
+    return orders.filter(user=user) if _signed_in(user) else orders.none()
 
 
 def order_get_for_customer(*, user, number: str) -> Order:
     """Return the customer's order (raises Order.DoesNotExist for anyone else's)."""
+    number = _lookup_text(number)
+    if not _signed_in(user) or number is None:
+        raise Order.DoesNotExist
     return _with_lines(Order.objects.filter(user=user)).get(number=number)
 
 
 def order_get_by_token(*, number: str, token: str) -> Order:
     """Return an order through its unguessable link (raises Order.DoesNotExist otherwise)."""
-    order = _with_lines(Order.objects.all()).filter(number=number).first()
-    if order is None or not secrets.compare_digest(order.access_token, str(token)):
+    number = _lookup_text(number)
+    order = _with_lines(Order.objects.all()).filter(number=number).first() if number else None
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+    if order is None or not secrets.compare_digest(
+        order.access_token.encode(), str(token).encode("utf-8", "surrogatepass")
+    ):
         raise Order.DoesNotExist
     return order
 

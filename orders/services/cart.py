@@ -7,14 +7,17 @@ Invariants owned here:
 - Only active variants of active products with stock can be added.
 - A customer has at most one open cart (database constraint); signing in merges the session's
   cart into it, adding quantities capped by stock.
-- Every cart write locks the cart row first, so two requests for one cart never interleave.
+- Every cart write locks the cart row first, so two requests for one cart never interleave, and
+  refuses a cart that is no longer open (CartClosed): an ordered or merged cart never changes.
+- A cart that belongs to a customer is never merged into, or taken over by, anyone else.
 """
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ProductVariant
 from orders.exceptions import (
+    CartClosed,
     CartLineNotFound,
     InvalidQuantity,
     NotEnoughStock,
@@ -26,9 +29,17 @@ from orders.models import MAX_LINE_QUANTITY, Cart, CartLine, token_generate
 def quantity_parse(value: object) -> int:
     """Return a valid line quantity from user input, or raise InvalidQuantity."""
     text = str(value).strip() if value is not None else ""
-    if not text or len(text) > 6 or not text.lstrip("-").isdigit():
+    digits = text.removeprefix("-")
+    # isdecimal, not isdigit: "²" is a digit to Python but not a number to int().
+    if not digits or not digits.isdecimal():
         raise InvalidQuantity("Enter the quantity as a whole number.")
-    quantity = int(text)
+    # Judge the size by its length before int(), which refuses very long digit strings.
+    significant = digits.lstrip("0") or "0"
+    if text.startswith("-") and significant != "0":
+        raise InvalidQuantity("The quantity must be at least 1.")
+    if len(significant) > len(str(MAX_LINE_QUANTITY)):
+        raise InvalidQuantity(f"You can buy at most {MAX_LINE_QUANTITY} of one item at a time.")
+    quantity = int(significant)
     if quantity < 1:
         raise InvalidQuantity("The quantity must be at least 1.")
     if quantity > MAX_LINE_QUANTITY:
@@ -37,7 +48,12 @@ def quantity_parse(value: object) -> int:
 
 
 def _lock(cart: Cart) -> Cart:
-    return Cart.objects.select_for_update().get(pk=cart.pk)
+    """Lock the cart's row and return it fresh; refuse a cart that is no longer open (ordered or
+    merged in another tab since the page was shown)."""
+    cart = Cart.objects.select_for_update().get(pk=cart.pk)
+    if cart.status != Cart.Status.OPEN:
+        raise CartClosed("This cart has already been checked out or merged; refresh the page.")
+    return cart
 
 
 def _touch(cart: Cart) -> None:
@@ -142,16 +158,26 @@ def cart_merge(*, source: Cart, user) -> Cart:
 
     Quantities are added and capped by the stock on hand and the line maximum; the guest cart
     is closed as merged. With no cart of their own, the user simply takes over the guest cart.
+    Another customer's cart is never merged nor taken over.
     """
     source = Cart.objects.select_for_update().get(pk=source.pk)
-    if source.status != Cart.Status.OPEN or source.user_id == user.pk:
+    if source.status != Cart.Status.OPEN or source.user_id is not None:
         return cart_create(user=user)
     target = Cart.objects.select_for_update().filter(user=user, status=Cart.Status.OPEN).first()
     if target is None:
-        source.user = user
-        source.email = source.email or user.email
-        source.save(update_fields=["user", "email"])
-        return source
+        try:
+            with transaction.atomic():
+                Cart.objects.filter(pk=source.pk).update(
+                    user=user, email=source.email or user.email
+                )
+        except IntegrityError:
+            # A concurrent sign-in gave the user an open cart first: merge into that one.
+            target = (
+                Cart.objects.select_for_update().filter(user=user, status=Cart.Status.OPEN).get()
+            )
+        else:
+            source.refresh_from_db()
+            return source
     existing = {line.variant_id: line for line in target.lines.all()}
     for line in source.lines.select_related("variant"):
         stock_cap = min(line.variant.stock, MAX_LINE_QUANTITY)

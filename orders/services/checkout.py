@@ -21,6 +21,7 @@ from catalog.models import ProductVariant
 from orders import selectors
 from orders.exceptions import (
     CartEmpty,
+    CheckoutIncomplete,
     OutOfStock,
     PricesChanged,
     VoucherInvalid,
@@ -42,7 +43,7 @@ PLACE_ATTEMPTS = 3
 
 def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None) -> Order:
     """Place the order for a reviewed cart; return it (the same one on a repeated submission)."""
-    existing = Order.objects.filter(checkout_token=checkout_token).first()
+    existing = _placed(cart, checkout_token)
     if existing is not None:
         return existing
     for attempt in range(PLACE_ATTEMPTS):
@@ -54,7 +55,7 @@ def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None)
         except IntegrityError:
             # Either a concurrent submission of the same checkout won (its order exists now), or
             # the random order number collided (try again with a new one).
-            existing = Order.objects.filter(checkout_token=checkout_token).first()
+            existing = _placed(cart, checkout_token)
             if existing is not None:
                 return existing
             if attempt == PLACE_ATTEMPTS - 1:
@@ -62,16 +63,27 @@ def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None)
     raise AssertionError("unreachable")
 
 
+def _placed(cart: Cart, checkout_token: object) -> Order | None:
+    """Return the order this cart's checkout already made with this token (another cart's token
+    never finds another customer's order)."""
+    token = str(checkout_token)
+    if "\x00" in token:  # PostgreSQL refuses NUL in a query; no token holds one
+        return None
+    return Order.objects.filter(checkout_token=token, cart_id=cart.pk).first()
+
+
 def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> Order:
     cart = Cart.objects.select_for_update().get(pk=cart.pk)
     if cart.status != Cart.Status.OPEN:
-        existing = Order.objects.filter(checkout_token=checkout_token).first()
+        existing = _placed(cart, checkout_token)
         if existing is not None:
             return existing
         raise CartEmpty("This cart has already been checked out.")
     if cart.checkout_token != checkout_token:
         raise PricesChanged("Your checkout changed in the meantime: please review it again.")
     address, _ = selectors.checkout_details_require(cart.checkout_data)
+    if not cart.email:
+        raise CheckoutIncomplete("Give the email address we should send your order to.")
 
     lines = sorted(selectors.cart_lines(cart), key=lambda line: line.variant_id)
     if not lines:

@@ -1,5 +1,5 @@
 """Order numbers people can read out on the phone: 'NW-' and eight characters without the
-look-alikes (0/O, 1/I/L, U). 28^8 (3.8e11) numbers make a collision rare; the unique constraint
+look-alikes (0/O, 1/I/L, U). 30^8 (6.6e11) numbers make a collision rare; the unique constraint
 catches one and placement retries with a new number."""
 
 import secrets

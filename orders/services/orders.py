@@ -109,7 +109,7 @@ def order_mark_fulfilled(*, order_id: int, actor=None) -> Order:
 def order_mark_shipped(*, order_id: int, carrier: str, tracking_number: str, actor=None) -> Order:
     """Record the shipment with its carrier and tracking number (a paid order is packed on the
     way, so a merchant can ship straight from 'paid')."""
-    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    carrier, tracking_number = str(carrier or "").strip(), str(tracking_number or "").strip()
     if not carrier or not tracking_number:
         raise OrderError("Give the carrier and the tracking number of the shipment.")
     order = _lock(order_id)
@@ -184,7 +184,7 @@ def orders_expire_unpaid(*, older_than: timedelta, dry_run: bool = False) -> lis
     for pk, number in candidates:
         try:
             order_cancel(order_id=pk, reason="not paid in time (expired)")
-        except InvalidTransition:
-            continue  # paid or cancelled in the meantime
+        except OrderError:
+            continue  # paid, cancelled or deleted in the meantime (InvalidTransition, not found)
         expired.append(number)
     return expired
