@@ -129,6 +129,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.site",
                 "catalog.context_processors.catalog",
+                "orders.context_processors.cart",
             ],
         },
     },
