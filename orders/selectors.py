@@ -202,35 +202,26 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
         method = next(
             (m for m in shipping_methods_for(country) if str(m.pk) == str(method_id)), None
         )
-    prices = [(q.unit_price, q.line.quantity) for q in quote_lines]
-    base = totals_compute(
-        lines=prices,
-        currency=currency,
-        tax_rate=tax_rate_for(country),
-        prices_include_tax=settings.SHOP_PRICES_INCLUDE_TAX,
-        shipping=method.price if method else Decimal("0"),
-        free_shipping_above=method.free_above if method else None,
-    )
+    pricing = {
+        "lines": [(q.unit_price, q.line.quantity) for q in quote_lines],
+        "currency": currency,
+        "tax_rate": tax_rate_for(country),
+        "prices_include_tax": settings.SHOP_PRICES_INCLUDE_TAX,
+        "shipping": method.price if method else Decimal("0"),
+        "free_shipping_above": method.free_above if method else None,
+    }
     voucher, voucher_error = None, ""
     code = data.get("voucher_code")
     code = code.strip() if isinstance(code, str) else ""
     if code:
         try:
             voucher = voucher_check(
-                code=code, goods=base.subtotal, email=email or cart.email, user=user,
-                currency=currency,
+                code=code, goods=totals_compute(**pricing).subtotal, email=email or cart.email,
+                user=user, currency=currency,
             )  # fmt: skip
         except VoucherInvalid as exc:
             voucher_error = str(exc)
-    totals = totals_compute(
-        lines=prices,
-        currency=currency,
-        tax_rate=tax_rate_for(country),
-        prices_include_tax=settings.SHOP_PRICES_INCLUDE_TAX,
-        shipping=method.price if method else Decimal("0"),
-        free_shipping_above=method.free_above if method else None,
-        voucher=voucher_terms(voucher),
-    )
+    totals = totals_compute(**pricing, voucher=voucher_terms(voucher))
     for q, priced in zip(quote_lines, totals.lines, strict=True):
         q.total = priced.total
     return Quote(
@@ -274,7 +265,8 @@ def _signed_in(user) -> bool:
 
 def order_list_for_customer(*, user) -> QuerySet[Order]:
     """Return the customer's orders with their item counts (none for an anonymous visitor)."""
-    orders = Order.objects.annotate(item_count=Sum("lines__quantity"))
+    # Aggregating drops Meta.ordering: order explicitly, newest first.
+    orders = Order.objects.annotate(item_count=Sum("lines__quantity")).order_by("-placed_at", "-id")
     return orders.filter(user=user) if _signed_in(user) else orders.none()
 
 

@@ -331,9 +331,7 @@ def order_cancel(request: HttpRequest, number: str, token: str) -> HttpResponse:
 @require_safe
 @login_required
 def account_orders(request: HttpRequest) -> HttpResponse:
-    # The selector aggregates (item counts), and Django drops Meta.ordering from aggregating
-    # queries: order explicitly, newest first, or pages would come in no fixed order.
-    orders = selectors.order_list_for_customer(user=request.user).order_by("-placed_at", "-id")
+    orders = selectors.order_list_for_customer(user=request.user)
     page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "orders/order_list.html", {"page_obj": page, "query_string": ""})
 

@@ -208,6 +208,8 @@ def cart_checkout_save(*, cart: Cart, email: str, data: dict) -> Cart:
     is a new, single placement.
     """
     cart = _lock(cart)
+    # Stored lower-cased, like account addresses: orders are searched and vouchers counted by it.
+    email = email.strip().lower()
     if cart.email != email or cart.checkout_data != data:
         cart.checkout_token = token_generate()
     cart.email = email

@@ -36,8 +36,8 @@ SESSION_QUERIES = 1 if settings.SESSION_ENGINE == "django.contrib.sessions.backe
 CART_QUERIES = 4  # cart, lines with variants and products, first images, category tree
 CHECKOUT_GUEST_QUERIES = 4  # cart, lines, shipping methods, category tree
 CHECKOUT_CUSTOMER_QUERIES = 6  # user, cart, lines, saved addresses, methods, category tree
-# cart, methods (details check), methods (quote), lines, tax rate (twice), category tree
-REVIEW_QUERIES = 7
+# cart, methods (details check), methods (quote), lines, tax rate, category tree
+REVIEW_QUERIES = 6
 ORDER_QUERIES = 3  # order with voucher, its lines, category tree
 # user, count, one page of orders with item counts, header cart count, category tree
 ACCOUNT_ORDERS_QUERIES = 5
