@@ -495,16 +495,7 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description="Mark as shipped…", permissions=["change"], location=BOTH_PLACES)
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Order]):
         orders = self._orders_in(queryset)
-        # order_mark_shipped packs a paid order on the way, so paid orders can ship too.
-        shippable = [
-            order
-            for order in orders
-            if services.transition_allowed(order.status, S.SHIPPED)
-            or (
-                services.transition_allowed(order.status, S.FULFILLED)
-                and services.transition_allowed(S.FULFILLED, S.SHIPPED)
-            )
-        ]
+        shippable = [order for order in orders if services.order_can_ship(order.status)]
         skipped = [order for order in orders if order not in shippable]
         if not shippable:
             self.message_user(

@@ -19,6 +19,7 @@ from orders.services.checkout import order_place
 from orders.services.emails import outbox_record
 from orders.services.orders import (
     TRANSITIONS,
+    order_can_ship,
     order_cancel,
     order_cancel_by_customer,
     order_mark_delivered,
@@ -39,6 +40,7 @@ __all__ = [
     "cart_line_update",
     "cart_merge",
     "order_cancel",
+    "order_can_ship",
     "order_cancel_by_customer",
     "order_mark_delivered",
     "order_mark_fulfilled",

@@ -50,6 +50,14 @@ def transition_allowed(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, frozenset())
 
 
+def order_can_ship(status: str) -> bool:
+    """Whether `order_mark_shipped` accepts an order in this status (a paid order is packed on
+    the way)."""
+    return transition_allowed(status, S.SHIPPED) or (
+        transition_allowed(status, S.FULFILLED) and transition_allowed(S.FULFILLED, S.SHIPPED)
+    )
+
+
 def _lock(order_id: int) -> Order:
     try:
         return Order.objects.select_for_update().get(pk=order_id)

@@ -479,3 +479,8 @@ def test_amounts_survive_the_state_machine_unchanged():
 
     assert Order.objects.values_list("subtotal", "total").get(pk=order.pk) == amounts
     assert amounts == (Decimal("39.98"), Decimal("44.93"))
+
+
+@pytest.mark.parametrize("status", list(Order.Status))
+def test_order_can_ship_only_from_paid_or_packed(status):
+    assert services.order_can_ship(status) is (status in {"paid", "fulfilled"})
