@@ -16,6 +16,7 @@ from django.core.mail import DNS_NAME, EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.addresses import country_name
 from orders import selectors
 from orders.models import Cart, Order, OutboxEmail
 from orders.pricing import totals_compute
@@ -145,7 +146,7 @@ def address_lines(address: object) -> list[str]:
     town = " ".join(
         str(address.get(key) or "").strip() for key in ("postal_code", "city") if address.get(key)
     )
-    lines += [town, str(address.get("country") or "").strip()]
+    lines += [town, country_name(str(address.get("country") or "").strip())]
     return [line for line in lines if line]
 
 

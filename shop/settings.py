@@ -249,8 +249,6 @@ else:
             "OPTIONS": {"file_path": str(VAR_DIR / "mail")},
         }
     }
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@localhost>")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Static files and media --------------------------------------------------------------------
 
@@ -278,6 +276,8 @@ USE_TZ = True
 # --- The shop ----------------------------------------------------------------------------------
 
 SHOP_NAME = env.str("SHOP_NAME", default="Northwind Outfitters")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{SHOP_NAME} <shop@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SHOP_CURRENCY = env.str("SHOP_CURRENCY", default="EUR")
 SHOP_PRODUCTS_PER_PAGE = 24
 # Whether catalog prices include tax (tax is then shown as included) or tax is added at checkout.

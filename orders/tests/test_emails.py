@@ -139,10 +139,10 @@ def test_order_received_email_shows_the_order_its_amounts_address_and_private_li
     assert f"2 × {HOSTILE} (M): €20.00 each, €40.00" in body
     assert "Subtotal: €40.00" in body
     assert "Discount" not in body
-    assert "Shipping (Parcel <DHL>): €4.95" in body
+    assert "Shipping, Parcel <DHL>: €4.95" in body
     assert "Tax included: €7.18" in body
     assert "Total: €44.95" in body
-    assert "Ada <b>Customer</b>\nHauptstraße 1\n10115 Berlin\nDE\n" in body
+    assert "Ada <b>Customer</b>\nHauptstraße 1\n10115 Berlin\nGermany\n" in body
     assert "We hold your items for 60 minutes" in body
     assert link in body
     assert "&lt;" not in body and "&amp;" not in body
