@@ -290,6 +290,22 @@ SHOP_CART_REMINDER_HOURS = env.int("SHOP_CART_REMINDER_HOURS", default=24)
 SHOP_BASE_URL = env.str("SHOP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SHOP_SEARCH_MAX_LENGTH = 200
 
+# --- Payments ----------------------------------------------------------------------------------
+
+# Stripe is offered when its keys are set. STRIPE_API_BASE points the library at another
+# Stripe-compatible server (localstripe in the tests).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+# The built-in test provider (a hosted "test payment" page, no network): on by default except in
+# production, where it would let anyone mark orders paid.
+PAYMENTS_TEST_PROVIDER = env.bool("PAYMENTS_TEST_PROVIDER", default=not IS_PRODUCTION)
+# Signs the test provider's webhooks; derived from SECRET_KEY unless set.
+PAYMENTS_TEST_WEBHOOK_SECRET = env.str("PAYMENTS_TEST_WEBHOOK_SECRET", default="")
+PAYMENTS_WEBHOOK_TOLERANCE = env.int("PAYMENTS_WEBHOOK_TOLERANCE", default=300)
+
 # --- Security ----------------------------------------------------------------------------------
 
 X_FRAME_OPTIONS = "DENY"
