@@ -38,6 +38,13 @@ class Payment(models.Model):
     # Set when something needs a person: amount mismatch, payment for a cancelled order, ...
     needs_attention = models.BooleanField(default=False)
     attention_reason = models.CharField(max_length=300, blank=True)
+    # Who looked at a flagged payment, when, and what they concluded (the flag is then cleared).
+    attention_resolved_at = models.DateTimeField(null=True, blank=True)
+    attention_resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    attention_resolution = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +94,13 @@ class WebhookEvent(models.Model):
     event_id = models.CharField(max_length=100)
     event_type = models.CharField(max_length=100)
     payload = models.JSONField()
+    # What the shop acts on, as the provider's event said it (the raw event is in `payload`):
+    # kept beside it so the event can be processed later, by a worker, without the request.
+    payment_reference = models.CharField(max_length=100, blank=True)
+    amount = _money(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    # For refund events: the provider's total refunded so far on the payment.
+    amount_refunded = _money(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome, default=Outcome.PENDING)
@@ -99,6 +113,9 @@ class WebhookEvent(models.Model):
             models.Index(
                 fields=["received_at"], condition=Q(processed_at__isnull=True),
                 name="webhook_unprocessed",
+            ),
+            models.Index(
+                fields=["provider", "payment_reference"], name="webhook_payment_reference"
             ),
         ]  # fmt: skip
         constraints = [

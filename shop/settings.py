@@ -63,6 +63,8 @@ if IS_PRODUCTION:
         problems.append("ALLOWED_HOSTS is empty")
     if not env.str("EMAIL_URL", default=""):
         problems.append("EMAIL_URL is not set (customers would get no email)")
+    if env.bool("PAYMENTS_TEST_PROVIDER", default=False):
+        problems.append("PAYMENTS_TEST_PROVIDER is on (anyone could mark orders paid)")
     if problems:
         raise ImproperlyConfigured(
             "Refusing to start with DJANGO_ENV=production: " + "; ".join(problems) + "."

@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("robots.txt", views.robots_txt, name="robots-txt"),
     path("healthz", views.healthz, name="healthz"),
+    path("payments/", include("payments.urls")),
     path("", include("orders.urls")),
     path("", include("catalog.urls")),
 ]

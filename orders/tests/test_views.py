@@ -189,7 +189,7 @@ def test_guest_flow_from_product_page_to_order_page(client):
     assert f"Order {order.number}" in page_html and "Awaiting payment" in page_html
     assert "Storm shell" in page_html and "€44.93" in page_html and "Hauptstraße 1" in page_html
     assert "Cancel order" in page_html
-    assert "Pay now" not in page_html  # the payments app is not there yet
+    assert "Pay now · €44.93" in page_html
     # The header's cart is empty again.
     assert 'class="cart-count"' not in client.get(reverse("orders:cart")).content.decode()
 
@@ -820,13 +820,16 @@ def test_cancel_with_a_wrong_token_is_not_found_and_changes_nothing(client):
     assert order.status == "pending_payment"
 
 
-def _pay_view(request, number):  # pragma: no cover - only reversed, never called
+def _pay_view(request, number, token):  # pragma: no cover - only reversed, never called
     raise AssertionError
 
 
 # The URLs with a payments app that offers "payments:start" (used by the test below).
 urlpatterns = [
-    path("pay/", include(([path("<str:number>/", _pay_view, name="start")], "payments"))),
+    path(
+        "pay/",
+        include(([path("<str:number>/<str:token>/", _pay_view, name="start")], "payments")),
+    ),
     path("", include("shop.urls")),
 ]
 
@@ -837,7 +840,8 @@ def test_pay_now_appears_once_the_payments_app_offers_it(client):
 
     html = client.get(order.get_absolute_url()).content.decode()
 
-    assert f'action="/pay/{order.number}/"' in html and "Pay now · €14.95" in html
+    assert f'action="/pay/{order.number}/{order.access_token}/"' in html
+    assert "Pay now · €14.95" in html
 
 
 # --- Header -------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ SETTINGS_VARIABLES = {
     "SERVE_MEDIA",
     "TIME_ZONE",
 }
-SETTINGS_PREFIXES = ("SECURE_", "SHOP_", "DJANGO_")
+SETTINGS_PREFIXES = ("SECURE_", "SHOP_", "DJANGO_", "PAYMENTS_", "STRIPE_")
 
 GOOD_SECRET_KEY = "k" * 64
 
@@ -321,3 +321,12 @@ def test_redis_alone_keeps_sqlite_but_uses_the_shared_cache_and_broker(tmp_path)
     assert loaded["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
     assert loaded["CELERY_BROKER_URL"] == "redis://h:6379/3"
     assert loaded["CELERY_TASK_ALWAYS_EAGER"] is False
+
+
+def test_production_refuses_the_test_payment_provider(tmp_path):
+    stderr = _refused(tmp_path, **_production(PAYMENTS_TEST_PROVIDER="true"))
+
+    assert (
+        "Refusing to start with DJANGO_ENV=production: "
+        "PAYMENTS_TEST_PROVIDER is on (anyone could mark orders paid)." in stderr
+    ), stderr
