@@ -3,6 +3,9 @@ and delivers its signed webhooks to the shop, and tasks run as they would in pro
 Celery worker when REDIS_URL gives a broker, eagerly in the web process without one).
 """
 
+import hashlib
+import hmac
+import json
 import os
 import time
 from datetime import timedelta
@@ -266,3 +269,77 @@ def test_the_payment_page_mounts_stripes_payment_element_for_the_orders_intent(l
     assert (intent.id, intent.amount) == (
         payment.provider_reference, to_minor_units(order.total, order.currency),
     )  # fmt: skip
+
+
+def _stripe_signature(body: bytes, secret: str = "whsec_test") -> str:
+    """Sign as Stripe does: t=<unix time>,v1=HMAC-SHA256(secret, "<t>.<body>")."""
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def test_a_refund_made_at_stripe_shows_up_in_the_shop_as_refunded(
+    stripe_webhooks, task_worker, live_server
+):
+    # Given an order paid at Stripe (localstripe's own signed webhook told the shop)
+    order = _order_placed()
+    payment, _ = payment_start(
+        order_id=order.pk, provider_name="stripe", return_url="http://shop.test/return/"
+    )
+    charge_id = _confirm(payment.provider_reference).latest_charge.id
+    _wait_until(lambda: _status(order) == Order.Status.PAID, "paid")
+
+    # When the merchant refunds part of it at Stripe itself (not through the shop)
+    part = to_minor_units(Decimal("5.00"), order.currency)
+    with stripe_client() as client:
+        client.v1.refunds.create(params={"charge": charge_id, "amount": part})
+        charge = client.v1.charges.retrieve(charge_id)
+    assert charge.amount_refunded == part
+
+    # and Stripe announces it with `charge.refunded`, carrying the charge as Stripe has it now.
+    # (localstripe makes the refund but does not send this one event type, so the test posts it
+    # to the shop's webhook URL over HTTP, signed with the endpoint's secret as Stripe signs.)
+    body = json.dumps(
+        {
+            "id": f"evt_refund_{charge_id}",
+            "object": "event",
+            "type": "charge.refunded",
+            "created": int(time.time()),
+            "data": {"object": charge.to_dict()},
+        }
+    ).encode()
+    response = requests.post(
+        f"{live_server.url}{reverse('payments:webhook-stripe')}",
+        data=body,
+        headers={"Stripe-Signature": _stripe_signature(body), "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    # Then the shop records Stripe's refunded total and the order is partially refunded
+    assert response.status_code == 200
+    _wait_until(lambda: _status(order) == Order.Status.PARTIALLY_REFUNDED, "partially refunded")
+    payment.refresh_from_db()
+    assert payment.amount_refunded == Decimal("5.00")
+
+    # When the rest is refunded at Stripe too, the order ends refunded
+    with stripe_client() as client:
+        client.v1.refunds.create(params={"charge": charge_id})
+        charge = client.v1.charges.retrieve(charge_id)
+    body = json.dumps(
+        {
+            "id": f"evt_refund_all_{charge_id}",
+            "object": "event",
+            "type": "charge.refunded",
+            "created": int(time.time()),
+            "data": {"object": charge.to_dict()},
+        }
+    ).encode()
+    requests.post(
+        f"{live_server.url}{reverse('payments:webhook-stripe')}",
+        data=body,
+        headers={"Stripe-Signature": _stripe_signature(body), "Content-Type": "application/json"},
+        timeout=10,
+    ).raise_for_status()
+    _wait_until(lambda: _status(order) == Order.Status.REFUNDED, "refunded")
+    payment.refresh_from_db()
+    assert payment.amount_refunded == order.total
