@@ -15,6 +15,7 @@ from orders import services as order_services
 from orders.models import Order
 from orders.tests.factories import CartFactory, CartLineFactory, checkout_ready, place
 from payments.models import Payment, Refund, WebhookEvent
+from payments.tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -885,3 +886,14 @@ def test_staff_who_may_only_view_events_cannot_process_them_again(viewer_client,
     assert response.status_code == 200  # the list again: no action exists for this user
     lost.refresh_from_db()
     assert (lost.outcome, lost.processed_at) == (O.PENDING, None)
+
+
+def test_the_order_page_in_the_back_office_links_to_the_orders_payments(admin_client):
+    payment = PaymentFactory()
+    order = payment.order
+
+    html = admin_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    listing = admin_client.get(f"/admin/payments/payment/?q={order.number}").content.decode()
+
+    assert f'href="/admin/payments/payment/?q={order.number}"' in html
+    assert f"/admin/payments/payment/{payment.pk}/change/" in listing
