@@ -35,6 +35,42 @@ def _stock_badge(stock: int | None) -> str:
     return format_html("{}", stock)
 
 
+class StockShownMixin:
+    """Variant forms carry the stock they showed (a hidden initial field), so a save can apply
+    the merchant's edit as a change from it: the instance Django loads at POST time already has
+    the units sold since the page was shown."""
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "stock" and field is not None:
+            field.show_hidden_initial = True
+        return field
+
+
+def _stock_shown(form) -> int | None:
+    if "stock" not in form.fields or not form.fields["stock"].show_hidden_initial:
+        return None
+    raw = form.data.get(form.add_initial_prefix("stock"))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _stock_rebase(model_admin: admin.ModelAdmin, request: HttpRequest, form) -> None:
+    """Apply a variant form's stock as a change from what it showed (see the service)."""
+    shown = _stock_shown(form)
+    if shown is None:
+        return
+    variant = form.instance
+    if not services.variant_stock_rebase(variant=variant, stock_shown=shown):
+        model_admin.message_user(
+            request,
+            f"{variant.sku}: units were sold while you edited; its stock is now 0, not below.",
+            level=messages.WARNING,
+        )
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
     list_display = ("name", "parent", "slug", "position", "is_active", "product_count")
@@ -55,7 +91,7 @@ class CategoryAdmin(admin.ModelAdmin):
         return category._product_count
 
 
-class ProductVariantInline(admin.TabularInline):
+class ProductVariantInline(StockShownMixin, admin.TabularInline):
     model = ProductVariant
     extra = 1
     formfield_overrides = COMPACT_INPUTS
@@ -140,6 +176,10 @@ class ProductAdmin(admin.ModelAdmin):
         for image_form in formset.forms:
             if isinstance(image_form.instance, ProductImage) and "image" in image_form.changed_data:
                 image_form.instance.thumbnail = ""
+        if formset.model is ProductVariant:
+            for variant_form in formset.forms:
+                if variant_form.instance.pk and variant_form.has_changed():
+                    _stock_rebase(self, request, variant_form)
         super().save_formset(request, form, formset, change)
 
     @admin.action(description="Show selected products in the shop")
@@ -158,7 +198,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProductVariant)
-class ProductVariantAdmin(admin.ModelAdmin):
+class ProductVariantAdmin(StockShownMixin, admin.ModelAdmin):
     """Stock and prices at a glance, editable straight from the list."""
 
     list_display = (
@@ -190,6 +230,8 @@ class ProductVariantAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ProductVariant, form, change: bool) -> None:
         # A variant moved to another product changes the price of both products.
         previous = form.initial.get("product") if change else None
+        if change:
+            _stock_rebase(self, request, form)
         super().save_model(request, obj, form, change)
         services.product_refresh_price_from(product_ids={obj.product_id, previous} - {None})
 

@@ -4,6 +4,8 @@ Invariants owned here:
 - `Product.price_from` is the lowest price among the product's active variants, or None when it
   has none; every write that changes variants calls `product_refresh_price_from`.
 - Every product image has a thumbnail no larger than THUMBNAIL_SIZE, made from the original.
+- A merchant's stock edit is a change relative to what their form showed, applied to the stock on
+  hand when it is saved: units sold meanwhile are never written back (`variant_stock_rebase`).
 """
 
 from collections.abc import Iterable
@@ -68,3 +70,21 @@ def product_image_make_thumbnail(*, image: ProductImage) -> ProductImage:
     image.thumbnail.save(f"{stem}-thumb.jpg", ContentFile(buffer.getvalue()), save=False)
     image.save(update_fields=["thumbnail"])
     return image
+
+
+def variant_stock_rebase(*, variant: ProductVariant, stock_shown: int) -> bool:
+    """Turn the absolute stock typed into a form that showed `stock_shown` into a change applied
+    to the stock on hand now, under the row's lock; return False if that would go below zero
+    (the stock is then set to 0).
+
+    Call it inside the transaction that saves the variant (the admin's is atomic): checkouts
+    taking units between the form being shown and saved keep their decrement.
+    """
+    current = (
+        ProductVariant.objects.select_for_update()
+        .values_list("stock", flat=True)
+        .get(pk=variant.pk)
+    )
+    wanted = current + (variant.stock - stock_shown)
+    variant.stock = max(wanted, 0)
+    return wanted >= 0

@@ -815,3 +815,97 @@ def test_a_category_can_move_to_another_branch(catalog_admin_client):
     assert response.status_code == 302
     boots.refresh_from_db()
     assert boots.parent == footwear
+
+
+# --- Stock edits never write back units sold meanwhile ---------------------------------------
+
+
+def test_variant_pages_carry_the_stock_they_show(catalog_admin_client):
+    variant = ProductVariantFactory(stock=10)
+
+    change_page = catalog_admin_client.get(f"/admin/catalog/productvariant/{variant.pk}/change/")
+    list_page = catalog_admin_client.get("/admin/catalog/productvariant/")
+
+    assert 'name="initial-stock" value="10"' in change_page.content.decode()
+    assert 'name="initial-form-0-stock" value="10"' in list_page.content.decode()
+
+
+def test_a_stock_edit_in_the_list_keeps_the_units_sold_while_the_page_was_open(
+    catalog_admin_client,
+):
+    # Given the list was shown with 10 on hand, and then a checkout took 3
+    variant = ProductVariantFactory(sku="BOOT-42", stock=10)
+    data = _variant_list_form([variant])
+    data["form-0-stock"] = "15"  # the merchant adds 5
+    data["initial-form-0-stock"] = "10"
+    ProductVariant.objects.filter(pk=variant.pk).update(stock=7)
+
+    # When the merchant saves
+    response = catalog_admin_client.post("/admin/catalog/productvariant/", data)
+
+    # Then the 5 are added to what is on hand now: the sale is not undone
+    assert response.status_code == 302
+    variant.refresh_from_db()
+    assert variant.stock == 12
+
+
+def test_a_price_edit_does_not_write_back_an_old_stock(catalog_admin_client):
+    variant = ProductVariantFactory(sku="BOOT-42", stock=10, price=Decimal("20.00"))
+    data = _variant_list_form([variant])
+    data["form-0-price"] = "18.00"
+    data["initial-form-0-stock"] = "10"
+    ProductVariant.objects.filter(pk=variant.pk).update(stock=7)
+
+    catalog_admin_client.post("/admin/catalog/productvariant/", data)
+
+    variant.refresh_from_db()
+    assert (variant.price, variant.stock) == (Decimal("18.00"), 7)
+
+
+def test_a_stock_cut_larger_than_what_is_left_stops_at_zero_with_a_warning(superuser_client):
+    variant = ProductVariantFactory(sku="BOOT-42", stock=10)
+    data = {
+        "product": str(variant.product_id),
+        "sku": "BOOT-42",
+        "options": "{}",
+        "price": "19.99",
+        "stock": "3",  # the merchant removes 7 of the 10 shown
+        "initial-stock": "10",
+        "is_active": "on",
+        "position": "0",
+        "_save": "Save",
+    }
+    ProductVariant.objects.filter(pk=variant.pk).update(stock=2)  # 8 sold meanwhile
+
+    response = superuser_client.post(
+        f"/admin/catalog/productvariant/{variant.pk}/change/", data, follow=True
+    )
+
+    variant.refresh_from_db()
+    assert variant.stock == 0
+    assert "BOOT-42: units were sold while you edited; its stock is now 0, not below." in (
+        response.content.decode()
+    )
+
+
+def test_a_stock_edit_in_the_product_page_keeps_the_units_sold_meanwhile(superuser_client):
+    product = ProductFactory(variants=[{"sku": "BOOT-42", "stock": 10}])
+    variant = product.variants.get()
+    data = _product_form(
+        product.category,
+        name=product.name,
+        slug=product.slug,
+        variants=[
+            {"id": str(variant.pk), "product": str(product.pk), "sku": "BOOT-42",
+             "price": "19.99", "stock": "14"},
+        ],
+    )  # fmt: skip
+    data["variants-INITIAL_FORMS"] = "1"
+    data["initial-variants-0-stock"] = "10"  # what the page showed
+    ProductVariant.objects.filter(pk=variant.pk).update(stock=6)
+
+    response = superuser_client.post(f"/admin/catalog/product/{product.pk}/change/", data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    variant.refresh_from_db()
+    assert variant.stock == 10  # 6 on hand + the 4 added
