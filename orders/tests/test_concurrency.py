@@ -5,13 +5,11 @@ one), the threads start together at a barrier, and the test then asserts on what
 holds. Skipped on SQLite, which serialises every writer anyway.
 """
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
@@ -30,6 +28,7 @@ from orders.models import (
     Voucher,
     VoucherRedemption,
 )
+from orders.tests.concurrency import run_together
 from orders.tests.factories import (
     CartFactory,
     CartLineFactory,
@@ -39,32 +38,6 @@ from orders.tests.factories import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-JOIN_SECONDS = 20
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[tuple[str, object]]:
-    """Run every call in its own thread, all released at once; return ("ok", result) or
-    ("error", exception) per call, in the calls' order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[tuple[str, object]] = [("missing", None)] * len(calls)
-
-    def work(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = ("ok", call())
-        except Exception as exc:  # noqa: BLE001 - handed to the test, which asserts on it
-            outcomes[index] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_SECONDS)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    return outcomes
 
 
 def _errors(outcomes) -> list[Exception]:

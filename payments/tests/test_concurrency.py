@@ -5,17 +5,15 @@ and the test then asserts on what the database holds. Tasks run in the thread th
 after its commit. Skipped on SQLite, which serialises every writer anyway.
 """
 
-import threading
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from orders import services as order_services
 from orders.exceptions import InvalidTransition
 from orders.models import Order, OrderEvent, OutboxEmail
+from orders.tests.concurrency import run_together
 from payments import services
 from payments.exceptions import RefundRefused
 from payments.models import Payment, Refund, WebhookEvent
@@ -25,37 +23,12 @@ from payments.tests.factories import PaymentFactory, order_placed, signed_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-JOIN_SECONDS = 20
 S = Order.Status
 
 
 @pytest.fixture(autouse=True)
 def _pipeline(test_provider, celery_eager):
     """The test provider is the one provider; tasks run in the thread that enqueued them."""
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[tuple[str, object]]:
-    """Run every call in its own thread, all released at once; return ("ok", result) or
-    ("error", exception) per call, in the calls' order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[tuple[str, object]] = [("missing", None)] * len(calls)
-
-    def work(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = ("ok", call())
-        except Exception as exc:  # noqa: BLE001 - handed to the test, which asserts on it
-            outcomes[index] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_SECONDS)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    return outcomes
 
 
 def _paid_once(order: Order) -> None:
