@@ -706,6 +706,7 @@ def _products_create(specs: Sequence[DemoProductSpec], category_ids: dict[str, i
                 options=variant.options,
                 price=variant.price,
                 stock=variant.stock,
+                stock_received=variant.stock,  # bulk_create skips save(): the opening receipt
                 is_active=variant.is_active,
                 position=position,
             )

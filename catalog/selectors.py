@@ -4,8 +4,10 @@ Every function returns a queryset that already fetches what its page shows, so t
 queries for a page does not grow with the number of products on it.
 """
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
@@ -20,11 +22,22 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from catalog.models import Category, Product, ProductImage, ProductVariant
+from catalog.models import (
+    Category,
+    Product,
+    ProductImage,
+    ProductVariant,
+    SaleCustomer,
+    SaleHold,
+    SaleItem,
+)
 
 SEARCH_CONFIG = "english"
 SEARCH_MAX_TERMS = 8
@@ -229,3 +242,159 @@ def product_list_for_sitemap() -> QuerySet[Product]:
         .only("slug", "updated_at")
         .order_by("id")
     )
+
+
+# --- Sales -------------------------------------------------------------------------------------
+
+UPCOMING_SALE_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SaleOffer:
+    """A variant's place in a sale, as read at `now`.
+
+    `units_left` is the allotment minus the units in orders, plus the units of holds whose time
+    has run out (they go back on sale at once, even before the order is cancelled), and never
+    more than the variant's stock (plus those units) allows.
+    """
+
+    item_id: int
+    sale_id: int
+    sale_name: str
+    variant_id: int
+    sale_price: Decimal
+    allotment: int
+    units_left: int
+    starts_at: datetime
+    ends_at: datetime
+    per_customer_limit: int | None
+    now: datetime
+
+    @property
+    def is_live(self) -> bool:
+        return self.starts_at <= self.now < self.ends_at
+
+    @property
+    def is_upcoming(self) -> bool:
+        return self.now < self.starts_at
+
+    @property
+    def is_sold_out(self) -> bool:
+        return self.units_left <= 0
+
+    @property
+    def state(self) -> str:
+        """'upcoming', 'live' or 'sold-out' (a live sale with no unit left)."""
+        if self.is_upcoming:
+            return "upcoming"
+        return "sold-out" if self.is_sold_out else "live"
+
+    @property
+    def seconds_to_start(self) -> int:
+        return max(0, math.ceil((self.starts_at - self.now).total_seconds()))
+
+    @property
+    def seconds_to_end(self) -> int:
+        return max(0, math.ceil((self.ends_at - self.now).total_seconds()))
+
+    def price_for(self, quantity: int) -> Decimal | None:
+        """The sale price if `quantity` units can be had in the sale now, else None."""
+        if self.is_live and 0 < quantity <= self.units_left:
+            return self.sale_price
+        return None
+
+
+def sale_offers(
+    *, variant_ids: Iterable[int], now: datetime | None = None, live_only: bool = False
+) -> dict[int, SaleOffer]:
+    """Return each variant's sale offer, in one query: its live sale (the lowest price if sales
+    overlap), else the next sale starting within UPCOMING_SALE_WINDOW (unless `live_only`)."""
+    ids = list(variant_ids)
+    if not ids:
+        return {}
+    now = now or timezone.now()
+    horizon = now if live_only else now + UPCOMING_SALE_WINDOW
+    expired_held = (
+        SaleHold.objects.filter(
+            sale_item=OuterRef("pk"), status=SaleHold.Status.HELD, expires_at__lte=now
+        )
+        .values("sale_item")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    items = (
+        SaleItem.objects.filter(
+            variant_id__in=ids,
+            sale__is_active=True,
+            sale__ends_at__gt=now,
+            sale__starts_at__lte=horizon,
+        )
+        .annotate(
+            expired_held=Coalesce(Subquery(expired_held), 0),
+            variant_stock=F("variant__stock"),
+        )
+        .values_list(
+            "pk",
+            "sale_id",
+            "sale__name",
+            "variant_id",
+            "sale_price",
+            "allotment",
+            "taken",
+            "expired_held",
+            "variant_stock",
+            "sale__starts_at",
+            "sale__ends_at",
+            "sale__per_customer_limit",
+        )  # fmt: skip
+        .order_by("sale__starts_at", "sale_price", "pk")
+    )
+    offers: dict[int, SaleOffer] = {}
+    for (
+        pk, sale_id, name, variant_id, price, allotment, taken, expired, stock, starts_at,
+        ends_at, limit,
+    ) in items:  # fmt: skip
+        left = min(allotment - taken + expired, stock + expired)
+        offer = SaleOffer(
+            item_id=pk, sale_id=sale_id, sale_name=name, variant_id=variant_id,
+            sale_price=price, allotment=allotment, units_left=max(0, left),
+            starts_at=starts_at, ends_at=ends_at, per_customer_limit=limit, now=now,
+        )  # fmt: skip
+        current = offers.get(variant_id)
+        if current is None or _sale_offer_better(offer, current):
+            offers[variant_id] = offer
+    return offers
+
+
+def _sale_offer_better(offer: SaleOffer, current: SaleOffer) -> bool:
+    """A live offer beats an upcoming one; of two live ones, the lower price (a merchant's
+    overlapping sales never charge the customer more); of upcoming ones, the first to start."""
+    if offer.is_live != current.is_live:
+        return offer.is_live
+    return offer.is_live and offer.sale_price < current.sale_price
+
+
+def sale_customer_key(*, user_id: int | None, email: str) -> str:
+    """Who a per-customer limit counts: a signed-in customer by account, a guest by email."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    return f"email:{(email or '').strip().lower()}"
+
+
+def sale_customer_units(*, sale_ids: Iterable[int], customer_key: str) -> dict[int, int]:
+    """Return the units this customer holds or bought in each of these sales."""
+    return dict(
+        SaleCustomer.objects.filter(
+            sale_id__in=list(sale_ids), customer_key=customer_key
+        ).values_list("sale_id", "units")
+    )
+
+
+def sale_holds_expired(*, sale_item_ids: Iterable[int] | None = None, now=None) -> QuerySet:
+    """Holds still held past their time (their orders are due to be cancelled)."""
+    holds = SaleHold.objects.filter(
+        status=SaleHold.Status.HELD, expires_at__lte=now or timezone.now()
+    )
+    if sale_item_ids is not None:
+        holds = holds.filter(sale_item_id__in=list(sale_item_ids))
+    return holds.order_by("expires_at", "pk")

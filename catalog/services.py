@@ -9,17 +9,31 @@ Invariants owned here:
 """
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import PurePosixPath
 
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Min, OuterRef, Q, Subquery
+from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from catalog.exceptions import ImageProcessingError
-from catalog.models import Product, ProductImage, ProductVariant
+from catalog.exceptions import (
+    ImageProcessingError,
+    SaleError,
+    SaleLimitReached,
+    SaleNotLive,
+    SaleSoldOut,
+)
+from catalog.models import (
+    Product,
+    ProductImage,
+    ProductVariant,
+    SaleCustomer,
+    SaleHold,
+    SaleItem,
+)
 
 THUMBNAIL_SIZE = (480, 480)
 
@@ -87,4 +101,115 @@ def variant_stock_rebase(*, variant: ProductVariant, stock_shown: int) -> bool:
     )
     wanted = current + (variant.stock - stock_shown)
     variant.stock = max(wanted, 0)
+    # The merchant's change is a receipt (or a correction): the ledger check_stock reconciles.
+    ProductVariant.objects.filter(pk=variant.pk).update(
+        stock_received=F("stock_received") + (variant.stock - current)
+    )
+    variant.stock_received = ProductVariant.objects.values_list("stock_received", flat=True).get(
+        pk=variant.pk
+    )
     return wanted >= 0
+
+
+# --- Sales -------------------------------------------------------------------------------------
+#
+# Invariants owned here (check_stock verifies them):
+# - SaleItem.taken == the units of its holds that are held or sold, and 0 <= taken <= allotment
+#   (a database check). Units are taken with one conditional UPDATE on the item's row
+#   (`taken = taken + n WHERE taken <= allotment - n`): the database serialises buyers on the
+#   row and re-checks the condition on the latest version, so no count is read and written back
+#   in Python and a sale can never sell more than its allotment.
+# - SaleCustomer.units == the units of that customer's held or sold holds in the sale, and never
+#   passes the sale's per-customer limit (the same conditional update, on the customer's row).
+# - A hold leaves "held" exactly once (conditional update on its status): released (units back
+#   on sale) or sold.
+# These run inside the caller's transaction (the order's placement or cancellation), which takes
+# the variant's row lock first: every path locks variant -> sale item -> sale customer.
+
+
+def sale_units_take(
+    *,
+    sale_item_id: int,
+    quantity: int,
+    customer_key: str,
+    reference: str,
+    now: datetime | None = None,
+) -> SaleHold:
+    """Take `quantity` units of a live sale item for one order line; return the hold.
+
+    Raise SaleNotLive, SaleSoldOut or SaleLimitReached (nothing is then changed, provided the
+    caller rolls back its transaction, which placement does).
+    """
+    now = now or timezone.now()
+    item = SaleItem.objects.select_related("sale").get(pk=sale_item_id)
+    sale = item.sale
+    if not (sale.is_active and sale.starts_at <= now < sale.ends_at):
+        raise SaleNotLive(f"The sale “{sale.name}” is no longer on.")
+    taken = SaleItem.objects.filter(pk=item.pk, taken__lte=F("allotment") - quantity).update(
+        taken=F("taken") + quantity
+    )
+    if not taken:
+        left = SaleItem.objects.filter(pk=item.pk).values_list(
+            F("allotment") - F("taken"), flat=True
+        ).get()  # fmt: skip
+        raise SaleSoldOut(
+            f"The sale has sold out of {item.variant}."
+            if left <= 0
+            else f"Only {left} left in the sale of {item.variant}.",
+            sale_item_id=item.pk,
+        )
+    SaleCustomer.objects.get_or_create(sale_id=sale.pk, customer_key=customer_key)
+    counted = SaleCustomer.objects.filter(sale_id=sale.pk, customer_key=customer_key)
+    if sale.per_customer_limit is not None:
+        counted = counted.filter(units__lte=sale.per_customer_limit - quantity)
+    if not counted.update(units=F("units") + quantity):
+        raise SaleLimitReached(
+            f"You can buy at most {sale.per_customer_limit} in the sale “{sale.name}”, "
+            "and your orders already hold some of them.",
+            limit=sale.per_customer_limit,
+        )
+    return SaleHold.objects.create(
+        sale_item=item,
+        customer_key=customer_key,
+        quantity=quantity,
+        reference=reference,
+        expires_at=now + timedelta(minutes=sale.hold_minutes),
+    )
+
+
+def sale_hold_release(*, hold_id: int) -> bool:
+    """Put a held hold's units back on sale (the order was cancelled or expired); return False
+    if it was no longer held (released or sold already): it happens exactly once."""
+    changed = SaleHold.objects.filter(pk=hold_id, status=SaleHold.Status.HELD).update(
+        status=SaleHold.Status.RELEASED, settled_at=timezone.now()
+    )
+    if not changed:
+        return False
+    hold = SaleHold.objects.select_related("sale_item").get(pk=hold_id)
+    SaleItem.objects.filter(pk=hold.sale_item_id).update(taken=F("taken") - hold.quantity)
+    SaleCustomer.objects.filter(
+        sale_id=hold.sale_item.sale_id, customer_key=hold.customer_key
+    ).update(units=F("units") - hold.quantity)
+    return True
+
+
+def sale_hold_sell(*, hold_id: int) -> bool:
+    """Mark a hold sold (its order was paid); return False if it was not held."""
+    return bool(
+        SaleHold.objects.filter(pk=hold_id, status=SaleHold.Status.HELD).update(
+            status=SaleHold.Status.SOLD, settled_at=timezone.now()
+        )
+    )
+
+
+@transaction.atomic
+def sale_item_set_allotment(*, sale_item_id: int, allotment: int) -> SaleItem:
+    """Change how many units a sale offers, never below the units already in orders."""
+    item = SaleItem.objects.select_for_update().get(pk=sale_item_id)
+    if allotment < item.taken:
+        raise SaleError(
+            f"{item.taken} units are already in orders: the allotment cannot go below that."
+        )
+    item.allotment = allotment
+    item.save(update_fields=["allotment"])
+    return item

@@ -236,6 +236,9 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # When an unpaid order gives its stock back: placed_at + SHOP_ORDER_PAYMENT_MINUTES, or
+    # sooner when it holds sale units (the sale's hold_minutes). Empty on older orders.
+    expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -246,6 +249,11 @@ class Order(models.Model):
             models.Index(fields=["email"], name="order_email"),
             models.Index(
                 fields=["placed_at"], condition=Q(status="pending_payment"), name="order_pending"
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="pending_payment"),
+                name="order_pending_expires",
             ),
         ]
         constraints = [
@@ -290,6 +298,15 @@ class OrderLine(models.Model):
     line_total = _money()
     tax_rate = models.DecimalField(max_digits=5, decimal_places=2)
     tax_amount = _money()
+    # The sale units this line took (its unit_price is then the sale price).
+    sale_hold = models.OneToOneField(
+        "catalog.SaleHold",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="order_line",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["id"]

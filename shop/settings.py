@@ -286,6 +286,8 @@ SHOP_PRODUCTS_PER_PAGE = 24
 SHOP_PRICES_INCLUDE_TAX = env.bool("SHOP_PRICES_INCLUDE_TAX", default=True)
 # An unpaid order holds its stock this long before expire_unpaid_orders cancels it.
 SHOP_ORDER_PAYMENT_MINUTES = env.int("SHOP_ORDER_PAYMENT_MINUTES", default=60)
+# A new sale's default: how long an unpaid order keeps its sale units (each sale can change it).
+SHOP_SALE_HOLD_MINUTES = env.int("SHOP_SALE_HOLD_MINUTES", default=10)
 # An open cart with a known email gets one reminder after this many idle hours.
 SHOP_CART_REMINDER_HOURS = env.int("SHOP_CART_REMINDER_HOURS", default=24)
 # The shop's public address, for links in emails (sent by workers, outside any request).
