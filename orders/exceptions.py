@@ -70,6 +70,11 @@ class OutOfStock(CheckoutError):
         self.lines = lines
 
 
+class SaleUnavailable(CheckoutError):
+    """Sale units could not be had at placement: sold out, the customer's limit, or the sale
+    ended since the review; the cart then shows the price valid now."""
+
+
 # --- Orders --------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
+from catalog.selectors import SaleOffer, sale_customer_key, sale_customer_units, sale_offers
 from orders.exceptions import CheckoutIncomplete, ShippingUnavailable, VoucherInvalid
 from orders.models import Cart, CartLine, Order, ShippingMethod, TaxRate, Voucher
 from orders.pricing import Totals, VoucherTerms, totals_compute
@@ -74,6 +75,14 @@ class QuoteLine:
     price_changed: bool
     available: int
     problem: str = ""
+    # The live sale the line is priced from (None: the regular price).
+    sale: SaleOffer | None = None
+    # A note for the customer that is not a problem (e.g. "the sale has sold out: regular price").
+    note: str = ""
+
+    @property
+    def regular_price(self) -> Decimal:
+        return self.line.variant.price
 
 
 @dataclass
@@ -85,6 +94,8 @@ class Quote:
     voucher_error: str = ""
     fingerprint: str = ""
     problems: list[str] = field(default_factory=list)
+    # Of the problems, those about a sale's per-customer limit.
+    limit_problems: list[str] = field(default_factory=list)
 
     @property
     def can_place(self) -> bool:
@@ -157,11 +168,27 @@ def fingerprints_match(given: object, expected: str) -> bool:
     )
 
 
-def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None = None) -> Quote:
-    """Price the cart with the checkout details in `data` (or those saved on the cart).
+def line_price(variant, quantity: int, offer: SaleOffer | None) -> tuple[Decimal, int, str]:
+    """Return a line's unit price, the units it can have, and a note: the sale price while the
+    live sale has the units (its units left count holds whose time ran out as back on sale),
+    else the regular price from the stock on hand."""
+    if offer is not None and offer.is_live:
+        if offer.units_left > 0:  # (fewer than `quantity`: the quote names the problem)
+            return offer.sale_price, offer.units_left, ""
+        if variant.stock > 0:
+            return variant.price, variant.stock, "The sale has sold out of this item."
+    return variant.price, variant.stock, ""
+
+
+def checkout_quote(
+    *, cart: Cart, email: str = "", user=None, data: dict | None = None, now=None
+) -> Quote:
+    """Price the cart with the checkout details in `data` (or those saved on the cart), at the
+    prices valid `now`: a sale's price inside its window, the regular price outside it.
 
     Nothing is written. Problems (sold-out lines, a voucher no longer valid, no shipping to the
-    country) are reported on the quote for the page to show.
+    country, more sale units than a customer may buy) are reported on the quote for the page to
+    show.
     """
     data = cart.checkout_data if data is None else data
     if not isinstance(data, dict):
@@ -172,16 +199,22 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
     country = address.get("country") if isinstance(address, dict) else None
     quote_lines = []
     problems = []
-    for line in cart_lines(cart):
+    lines = cart_lines(cart)
+    offers = sale_offers(variant_ids=[line.variant_id for line in lines], now=now, live_only=True)
+    for line in lines:
         variant = line.variant
         sellable = variant.is_active and variant.product.is_active
+        offer = offers.get(variant.pk)
+        unit_price, available, note = line_price(variant, line.quantity, offer)
+        in_sale = offer is not None and unit_price == offer.sale_price and not note
         problem = ""
         if not sellable:
             problem = "This item is no longer for sale."
-        elif variant.stock < line.quantity:
+        elif available < line.quantity:
+            where = " in the sale" if in_sale else ""
             problem = (
-                f"Only {variant.stock} left: lower the quantity."
-                if variant.stock > 0
+                f"Only {available} left{where}: lower the quantity."
+                if available > 0
                 else "This item has sold out."
             )
         if problem:
@@ -189,13 +222,17 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
         quote_lines.append(
             QuoteLine(
                 line=line,
-                unit_price=variant.price,
-                total=variant.price * line.quantity,
-                price_changed=variant.price != line.unit_price_seen,
-                available=max(variant.stock, 0) if sellable else 0,
+                unit_price=unit_price,
+                total=unit_price * line.quantity,
+                price_changed=unit_price != line.unit_price_seen,
+                available=max(available, 0) if sellable else 0,
                 problem=problem,
+                sale=offer if in_sale else None,
+                note=note,
             )
         )
+    limit_problems = _sale_limit_problems(quote_lines, email=email or cart.email, user=user)
+    problems += limit_problems
     method = None
     method_id = data.get("shipping_method_id")
     if method_id is not None:
@@ -232,7 +269,35 @@ def checkout_quote(*, cart: Cart, email: str = "", user=None, data: dict | None 
         voucher_error=voucher_error,
         fingerprint=quote_fingerprint(quote_lines, totals),
         problems=problems,
+        limit_problems=limit_problems,
     )
+
+
+def _sale_limit_problems(quote_lines: list[QuoteLine], *, email: str, user) -> list[str]:
+    """Name the sales in which this customer would pass the per-customer limit (their orders'
+    units counted); a guest is known by email, so nothing is said before one is given."""
+    limited: dict[int, tuple[SaleOffer, int]] = {}
+    for q in quote_lines:
+        if q.sale is not None and q.sale.per_customer_limit is not None:
+            offer, units = limited.get(q.sale.sale_id, (q.sale, 0))
+            limited[q.sale.sale_id] = (offer, units + q.line.quantity)
+    if not limited:
+        return []
+    signed_in = _signed_in(user)
+    if not signed_in and not email:
+        already = {}
+    else:
+        key = sale_customer_key(user_id=user.pk if signed_in else None, email=email)
+        already = sale_customer_units(sale_ids=limited, customer_key=key)
+    problems = []
+    for sale_id, (offer, units) in limited.items():
+        held = already.get(sale_id, 0)
+        if held + units > offer.per_customer_limit:
+            problems.append(
+                f"You can buy at most {offer.per_customer_limit} in the sale “{offer.sale_name}”"
+                + (f" and your orders already have {held}." if held else ".")
+            )
+    return problems
 
 
 def voucher_terms(voucher: Voucher | None) -> VoucherTerms | None:
@@ -290,8 +355,21 @@ def order_get_by_token(*, number: str, token: str) -> Order:
     return order
 
 
-def orders_pending_older_than(*, cutoff) -> QuerySet[Order]:
-    return Order.objects.filter(status=Order.Status.PENDING_PAYMENT, placed_at__lt=cutoff)
+def orders_pending_older_than(*, cutoff, now=None) -> QuerySet[Order]:
+    """Unpaid orders placed before `cutoff`, or whose own time (a sale hold's) has run out."""
+    return Order.objects.filter(
+        Q(placed_at__lt=cutoff) | Q(expires_at__lte=now or timezone.now()),
+        status=Order.Status.PENDING_PAYMENT,
+    )
+
+
+def orders_holding_expired_sale_units(*, sale_item_ids, now=None) -> QuerySet[Order]:
+    """Unpaid orders past their time that hold units of these sale items."""
+    return Order.objects.filter(
+        status=Order.Status.PENDING_PAYMENT,
+        expires_at__lte=now or timezone.now(),
+        lines__sale_hold__sale_item_id__in=list(sale_item_ids),
+    ).distinct()
 
 
 def carts_idle_with_email(*, cutoff) -> QuerySet[Cart]:

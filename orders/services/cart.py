@@ -4,7 +4,9 @@ Invariants owned here:
 - A line's quantity is a whole number from 1 to MAX_LINE_QUANTITY and never more than the stock
   on hand when it is set (stock is taken only at order placement, so it may drop later: the cart
   page and the placement re-check it).
-- Only active variants of active products with stock can be added.
+- Only active variants of active products with stock can be added. During a live sale the units
+  a line can have are the sale's units left and the price remembered is the sale price; no
+  line may ask for more than the sale's per-customer limit.
 - A customer has at most one open cart (database constraint); signing in merges the session's
   cart into it, adding quantities capped by stock.
 - Every cart write locks the cart row first, so two requests for one cart never interleave, and
@@ -12,10 +14,14 @@ Invariants owned here:
 - A cart that belongs to a customer is never merged into, or taken over by, anyone else.
 """
 
+from decimal import Decimal
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ProductVariant
+from catalog.selectors import SaleOffer, sale_offers
+from orders import selectors
 from orders.exceptions import (
     CartClosed,
     CartLineNotFound,
@@ -77,6 +83,23 @@ def _sellable_variant(variant_id: object) -> ProductVariant:
     return variant
 
 
+def _offer(variant: ProductVariant, quantity: int) -> tuple[Decimal, int, SaleOffer | None]:
+    """Return the variant's price now, the units that can be had at it, and its live sale offer
+    (None when the regular price applies)."""
+    offer = sale_offers(variant_ids=[variant.pk], live_only=True).get(variant.pk)
+    price, available, note = selectors.line_price(variant, quantity, offer)
+    in_sale = offer is not None and price == offer.sale_price and not note
+    return price, available, offer if in_sale else None
+
+
+def _sale_limit_check(offer: SaleOffer | None, quantity: int) -> None:
+    """Refuse more of one item than a customer may buy in its sale (what their orders already
+    hold is counted at checkout, once we know who they are)."""
+    limit = offer.per_customer_limit if offer is not None else None
+    if limit is not None and quantity > limit:
+        raise InvalidQuantity(f"You can buy at most {limit} in the sale “{offer.sale_name}”.")
+
+
 def cart_create(*, user=None) -> Cart:
     """Return the customer's open cart, making one if needed (guests always get a new one)."""
     if user is not None and user.is_authenticated:
@@ -95,19 +118,22 @@ def cart_add(*, cart: Cart, variant_id: object, quantity: object) -> CartLine:
     cart = _lock(cart)
     line = CartLine.objects.filter(cart=cart, variant=variant).first()
     wanted = quantity + (line.quantity if line else 0)
-    if variant.stock <= 0:
-        raise NotEnoughStock(f"{variant.product.name} is sold out.", available=0)
-    if wanted > variant.stock:
+    price, available, offer = _offer(variant, wanted)
+    where = " in the sale" if offer is not None else ""
+    if available <= 0:
+        raise NotEnoughStock(f"{variant.product.name} is sold out{where}.", available=0)
+    if wanted > available:
         raise NotEnoughStock(
-            f"Only {variant.stock} of {variant.product.name} left"
+            f"Only {available} of {variant.product.name} left{where}"
             + (f"; you already have {line.quantity} in your cart." if line else "."),
-            available=variant.stock,
+            available=available,
         )
     if wanted > MAX_LINE_QUANTITY:
         raise InvalidQuantity(f"You can buy at most {MAX_LINE_QUANTITY} of one item at a time.")
+    _sale_limit_check(offer, wanted)
     if line is None:
         line = CartLine.objects.create(
-            cart=cart, variant=variant, quantity=wanted, unit_price_seen=variant.price
+            cart=cart, variant=variant, quantity=wanted, unit_price_seen=price
         )
     else:
         line.quantity = wanted
@@ -123,10 +149,14 @@ def cart_line_update(*, cart: Cart, line_id: object, quantity: object) -> CartLi
     cart = _lock(cart)
     line = _own_line(cart, line_id)
     variant = line.variant
-    if quantity > variant.stock and quantity > line.quantity:
+    _, available, offer = _offer(variant, quantity)
+    if quantity > available and quantity > line.quantity:
+        where = " in the sale" if offer is not None else ""
         raise NotEnoughStock(
-            f"Only {variant.stock} of {variant.product.name} left.", available=variant.stock
+            f"Only {available} of {variant.product.name} left{where}.", available=available
         )
+    if quantity > line.quantity:
+        _sale_limit_check(offer, quantity)
     line.quantity = quantity
     line.save(update_fields=["quantity"])
     _touch(cart)

@@ -11,19 +11,31 @@ Invariants owned here:
   limits.
 - One checkout token makes at most one order: a repeated or concurrent submission returns the
   order the first one made.
+- A line priced from a live sale takes its sale units (catalog's conditional updates: never more
+  than the allotment, nor than the customer's limit) in the same transaction, and the order
+  expires when the earliest of its holds does (SHOP_ORDER_PAYMENT_MINUTES without one). Holds
+  whose time has run out are released first (their orders cancelled), so units left in
+  abandoned checkouts go back on sale without waiting for cron.
 """
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
+from catalog.exceptions import SaleError
 from catalog.models import ProductVariant
+from catalog.selectors import sale_customer_key
+from catalog.services import sale_units_take
 from orders import selectors
 from orders.exceptions import (
     CartEmpty,
     CheckoutIncomplete,
     OutOfStock,
     PricesChanged,
+    SaleUnavailable,
     VoucherInvalid,
 )
 from orders.models import (
@@ -37,6 +49,7 @@ from orders.models import (
 )
 from orders.services.emails import outbox_record
 from orders.services.numbers import order_number_generate
+from orders.services.orders import expired_sale_holds_release
 
 PLACE_ATTEMPTS = 3
 
@@ -46,6 +59,7 @@ def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None)
     existing = _placed(cart, checkout_token)
     if existing is not None:
         return existing
+    expired_sale_holds_release(variant_ids=cart.lines.values_list("variant_id", flat=True))
     for attempt in range(PLACE_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -96,7 +110,10 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user)
+    now = timezone.now()
+    quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user, now=now)
+    if quote.limit_problems:
+        raise SaleUnavailable(" ".join(quote.limit_problems))
     if quote.problems:
         raise OutOfStock(
             "Some items are no longer available. " + " ".join(quote.problems),
@@ -105,15 +122,30 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     if quote.voucher_error:
         raise VoucherInvalid(quote.voucher_error)
     if not selectors.fingerprints_match(fingerprint, quote.fingerprint):
+        sold_out = [q.line.variant for q in quote.lines if q.note]
+        if sold_out:
+            raise SaleUnavailable(
+                "The sale has sold out of "
+                + ", ".join(str(variant) for variant in sold_out)
+                + ": your cart now shows the regular price. Please review your order again."
+            )
         raise PricesChanged(
             "Prices or amounts changed since you reviewed your order: please check them again."
         )
     _stock_take(lines)
+    number = order_number_generate()
+    holds = _sale_units_take(quote=quote, cart=cart, user=user, number=number, now=now)
     voucher = _voucher_use(quote=quote, cart=cart, user=user)
 
     totals = quote.totals
+    expires_at = min(
+        [hold.expires_at for hold in holds.values()]
+        + [now + timedelta(minutes=settings.SHOP_ORDER_PAYMENT_MINUTES)]
+    )
     order = Order.objects.create(
-        number=order_number_generate(),
+        number=number,
+        placed_at=now,
+        expires_at=expires_at,
         user=user if user is not None and user.is_authenticated else None,
         email=cart.email,
         checkout_token=checkout_token,
@@ -142,6 +174,7 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
             line_total=priced.total,
             tax_rate=totals.tax_rate,
             tax_amount=priced.tax_amount,
+            sale_hold=holds.get(q.line.pk),
         )
         for q, priced in zip(quote.lines, totals.lines, strict=True)
     )
@@ -194,6 +227,27 @@ def _stock_take(lines) -> None:
             + ".",
             lines=missing,
         )
+
+
+def _sale_units_take(*, quote, cart: Cart, user, number: str, now) -> dict:
+    """Take the sale units of every line priced from a sale; return {cart line id: hold}.
+    Raise SaleUnavailable (the transaction then rolls back: nothing taken)."""
+    holds = {}
+    signed_in = user is not None and user.is_authenticated
+    key = sale_customer_key(user_id=user.pk if signed_in else None, email=cart.email)
+    for q in quote.lines:  # ascending variant id, after the variants' locks
+        if q.sale is None:
+            continue
+        try:
+            holds[q.line.pk] = sale_units_take(
+                sale_item_id=q.sale.item_id, quantity=q.line.quantity, customer_key=key,
+                reference=number, now=now,
+            )  # fmt: skip
+        except SaleError as error:
+            raise SaleUnavailable(
+                f"{error} Your cart now shows the price that applies: please review it again."
+            ) from error
+    return holds
 
 
 def _voucher_use(*, quote, cart: Cart, user) -> Voucher | None:

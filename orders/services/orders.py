@@ -9,8 +9,11 @@ Invariants owned here:
   InvalidTransition and changes nothing.
 - Every change locks the order row, re-checks the status after the lock, and writes an
   OrderEvent (who, from, to, why) in the same transaction.
-- Cancelling a pending order returns its stock and its voucher use exactly once: the second of two
-  concurrent cancellations finds the order already cancelled.
+- Cancelling a pending order returns its stock, its sale units and its voucher use exactly once:
+  the second of two concurrent cancellations finds the order already cancelled.
+- Paying an order turns its sale holds into sold units; an unpaid order past its time (its
+  `expires_at`, earlier for sale orders) is cancelled by cron and, lazily, by the next checkout
+  that wants its sale units.
 - The customer's email for a change is recorded in the same transaction (see services.emails).
 """
 
@@ -21,6 +24,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import ProductVariant
+from catalog.selectors import sale_offers
+from catalog.services import sale_hold_release, sale_hold_sell
 from orders import selectors
 from orders.exceptions import InvalidTransition, OrderError
 from orders.models import Order, OrderEvent, OutboxEmail, Voucher, VoucherRedemption
@@ -102,9 +107,21 @@ def _transition(order: Order, to_status: str, *, actor=None, message: str) -> Or
 
 @transaction.atomic
 def order_mark_paid(*, order_id: int, actor=None, note: str = "") -> Order:
-    """Record that the order is paid (called by the payments app once a payment succeeds)."""
+    """Record that the order is paid (called by the payments app once a payment succeeds); its
+    sale units are then sold, no longer held."""
     order = _lock(order_id)
-    return _transition(order, S.PAID, actor=actor, message=note or "Payment received.")
+    _transition(order, S.PAID, actor=actor, message=note or "Payment received.")
+    for hold_id in _sale_hold_ids(order):
+        sale_hold_sell(hold_id=hold_id)
+    return order
+
+
+def _sale_hold_ids(order: Order) -> list[int]:
+    return list(
+        order.lines.filter(sale_hold__isnull=False)
+        .order_by("variant_id")
+        .values_list("sale_hold_id", flat=True)
+    )
 
 
 @transaction.atomic
@@ -149,12 +166,16 @@ def order_mark_refunded(*, order_id: int, partial: bool, actor=None, note: str =
 
 @transaction.atomic
 def order_cancel(*, order_id: int, reason: str, actor=None) -> Order:
-    """Cancel an order awaiting payment: return its stock and its voucher use, exactly once."""
+    """Cancel an order awaiting payment: return its stock, its sale units and its voucher use,
+    exactly once."""
     order = _lock(order_id)
     _transition(order, S.CANCELLED, actor=actor, message=f"Cancelled: {reason}")
     lines = sorted(order.lines.all(), key=lambda line: line.variant_id)
     for line in lines:  # ascending variant id, as placement: no deadlock between the two
         ProductVariant.objects.filter(pk=line.variant_id).update(stock=F("stock") + line.quantity)
+    for line in lines:  # then the sale units, back on sale (each hold exactly once)
+        if line.sale_hold_id is not None:
+            sale_hold_release(hold_id=line.sale_hold_id)
     redemption = VoucherRedemption.objects.filter(order=order).first()
     if redemption is not None:
         Voucher.objects.filter(pk=redemption.voucher_id, used_count__gt=0).update(
@@ -176,7 +197,8 @@ def order_cancel_by_customer(*, order: Order, user) -> Order:
 
 
 def orders_expire_unpaid(*, older_than: timedelta, dry_run: bool = False) -> list[str]:
-    """Cancel every order left unpaid for longer than `older_than`; return their numbers.
+    """Cancel every order left unpaid for longer than `older_than`, or past its own time (a
+    sale order's hold); return their numbers.
 
     Each order is cancelled in its own short transaction, after locking and re-checking it, so
     this is safe beside checkouts, payments and another run of itself.
@@ -196,3 +218,23 @@ def orders_expire_unpaid(*, older_than: timedelta, dry_run: bool = False) -> lis
             continue  # paid, cancelled or deleted in the meantime (InvalidTransition, not found)
         expired.append(number)
     return expired
+
+
+def expired_sale_holds_release(*, variant_ids) -> list[str]:
+    """Cancel the unpaid orders past their time that hold sale units of these variants, so the
+    units go back on sale now (each in its own transaction, locked and re-checked); return the
+    numbers of the orders cancelled."""
+    offers = sale_offers(variant_ids=list(variant_ids), live_only=True)
+    if not offers:
+        return []
+    due = selectors.orders_holding_expired_sale_units(
+        sale_item_ids=[offer.item_id for offer in offers.values()]
+    ).values_list("pk", "number")
+    released = []
+    for pk, number in due:
+        try:
+            order_cancel(order_id=pk, reason="not paid in time (its sale units went back on sale)")
+        except OrderError:
+            continue  # paid or cancelled meanwhile
+        released.append(number)
+    return released

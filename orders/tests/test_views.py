@@ -33,11 +33,11 @@ pytestmark = pytest.mark.django_db
 SESSION_QUERIES = 1 if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db" else 0
 # Pinned query counts (besides the session); tests prove they do not grow with the cart. Every
 # page also reads the category tree for the navigation.
-CART_QUERIES = 4  # cart, lines with variants and products, first images, category tree
-CHECKOUT_GUEST_QUERIES = 4  # cart, lines, shipping methods, category tree
-CHECKOUT_CUSTOMER_QUERIES = 6  # user, cart, lines, saved addresses, methods, category tree
-# cart, methods (details check), methods (quote), lines, tax rate, category tree
-REVIEW_QUERIES = 6
+CART_QUERIES = 5  # cart, lines with variants and products, live sales, images, categories
+CHECKOUT_GUEST_QUERIES = 5  # cart, lines, their live sales, shipping methods, category tree
+CHECKOUT_CUSTOMER_QUERIES = 7  # user, cart, lines, live sales, addresses, methods, categories
+# cart, methods (details check), methods (quote), lines, live sales, tax rate, category tree
+REVIEW_QUERIES = 7
 ORDER_QUERIES = 3  # order with voucher, its lines, category tree
 # user, count, one page of orders with item counts, header cart count, category tree
 ACCOUNT_ORDERS_QUERIES = 5
