@@ -4,6 +4,7 @@ Every function returns a queryset that already fetches what its page shows, so t
 queries for a page does not grow with the number of products on it.
 """
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.core.cache import cache
 from django.db import connections, router
 from django.db.models import (
     Case,
@@ -398,3 +400,118 @@ def sale_holds_expired(*, sale_item_ids: Iterable[int] | None = None, now=None) 
     if sale_item_ids is not None:
         holds = holds.filter(sale_item_id__in=list(sale_item_ids))
     return holds.order_by("expires_at", "pk")
+
+
+# --- Sales on the shop's pages -------------------------------------------------------------------
+#
+# What the pages show of a sale is worked out from the window at the moment of the request, so a
+# sale starts and ends on the second. The cart and checkout recompute every price on the server;
+# the caches below only affect what a page displays.
+
+PRODUCT_PAGE_CACHE_SECONDS = 300
+SALE_LIVE_CACHE_SECONDS = 1.0
+_CATALOG_GENERATION_KEY = "catalog:generation"
+
+
+def product_cards_with_sale(products: QuerySet[Product], *, now: datetime | None = None):
+    """Add `sale_price` to product cards: the lowest price of a live sale on one of the
+    product's active variants in stock with units left, else None. A subquery in the cards'
+    own query, so a page of cards costs no extra query."""
+    now = now or timezone.now()
+    live = (
+        SaleItem.objects.filter(
+            variant__product=OuterRef("pk"),
+            variant__is_active=True,
+            variant__stock__gt=0,
+            taken__lt=F("allotment"),
+            sale__is_active=True,
+            sale__starts_at__lte=now,
+            sale__ends_at__gt=now,
+        )
+        .order_by("sale_price")
+        .values("sale_price")[:1]
+    )
+    return products.annotate(sale_price=Subquery(live))
+
+
+def catalog_pages_forget() -> None:
+    """Drop every cached product page (a merchant changed the catalog): the next view of each
+    reads it again. Called by the back office after any catalog save."""
+    cache.set(_CATALOG_GENERATION_KEY, timezone.now().timestamp(), None)
+
+
+@dataclass
+class ProductPage:
+    """What a product page shows: the product with its category, active variants (their stock
+    fresh to about a second) and images, and each variant's sale offer."""
+
+    product: Product
+    variants: list[ProductVariant]
+    images: list[ProductImage]
+    offers: dict[int, SaleOffer]
+
+
+def _sale_live_until(offers: dict[int, SaleOffer], now: datetime) -> datetime:
+    """Cache sale data for at most SALE_LIVE_CACHE_SECONDS, and never past the next start or
+    end among the offers: a sale's price appears and goes on the second."""
+    until = now + timedelta(seconds=SALE_LIVE_CACHE_SECONDS)
+    for offer in offers.values():
+        for moment in (offer.starts_at, offer.ends_at):
+            if now < moment < until:
+                until = moment
+    return until
+
+
+def product_page(*, slug: str, now: datetime | None = None) -> ProductPage:
+    """Return a visible product's page data (raises Product.DoesNotExist).
+
+    Two cache entries, both read in one round trip:
+    - the catalog data (product, category, variants, images), kept PRODUCT_PAGE_CACHE_SECONDS
+      and dropped by `catalog_pages_forget` when a merchant saves the catalog;
+    - the fast-changing part (each variant's stock and sale offers), kept about a second and
+      never past a sale's start or end, then read again (the offers' `now` is the request's).
+    A cold page costs the queries of `product_get_for_page` plus one for the offers; a warm one
+    none (or two, stock and offers, once its second has passed).
+    """
+    now = now or timezone.now()
+    page_key, live_key = f"catalog:product-page:{slug}", f"catalog:product-live:{slug}"
+    cached = cache.get_many([_CATALOG_GENERATION_KEY, page_key, live_key])
+    generation = cached.get(_CATALOG_GENERATION_KEY)
+    page = cached.get(page_key)
+    live = cached.get(live_key)
+    fresh_stock = None
+    if page is None or page["generation"] != generation:
+        product = product_get_for_page(slug=slug)
+        page = {
+            "generation": generation,
+            "product": product,
+            "variants": list(product.active_variants),
+            "images": list(product.images.all()),
+        }
+        cache.set(page_key, page, PRODUCT_PAGE_CACHE_SECONDS)
+        fresh_stock = {variant.pk: variant.stock for variant in page["variants"]}
+        live = None  # the variants may have changed: read their offers again
+    variants: list[ProductVariant] = page["variants"]
+    ids = [variant.pk for variant in variants]
+    if live is None or live["ids"] != ids or not (live["read_at"] <= now < live["until"]):
+        if fresh_stock is None:
+            fresh_stock = dict(ProductVariant.objects.filter(pk__in=ids).values_list("pk", "stock"))
+        offers = sale_offers(variant_ids=ids, now=now)
+        live = {
+            "ids": ids,
+            "stock": fresh_stock,
+            "offers": offers,
+            "read_at": now,
+            "until": _sale_live_until(offers, now),
+        }
+        cache.set(live_key, live, math.ceil(SALE_LIVE_CACHE_SECONDS) + 1)
+    for variant in variants:
+        variant.stock = live["stock"].get(variant.pk, 0)
+    offers = {
+        variant_id: dataclasses.replace(offer, now=now)
+        for variant_id, offer in live["offers"].items()
+        if now < offer.ends_at
+    }
+    product = page["product"]
+    product.active_variants = variants
+    return ProductPage(product=product, variants=variants, images=page["images"], offers=offers)

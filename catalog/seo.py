@@ -1,10 +1,13 @@
 """Search-engine metadata: canonical URLs and schema.org structured data for products."""
 
+from decimal import Decimal
+
 from django.http import HttpRequest
 from django.utils.html import strip_tags
 from django.utils.text import Truncator
 
 from catalog.models import Product
+from catalog.selectors import SaleOffer
 
 
 def meta_description(text: str, *, fallback: str = "") -> str:
@@ -13,9 +16,20 @@ def meta_description(text: str, *, fallback: str = "") -> str:
     return Truncator(plain).chars(160)
 
 
-def product_structured_data(request: HttpRequest, product: Product) -> dict:
-    """Return the schema.org Product (with its offers) for the product page's JSON-LD."""
+def product_structured_data(
+    request: HttpRequest, product: Product, *, sale_offers: dict[int, SaleOffer] | None = None
+) -> dict:
+    """Return the schema.org Product (with its offers) for the product page's JSON-LD.
+
+    A variant in a live sale with units left is offered at its sale price, valid until the
+    sale's end."""
     variants = product.active_variants
+    sale_offers = sale_offers or {}
+
+    def price(variant) -> Decimal:
+        offer = sale_offers.get(variant.pk)
+        return offer.sale_price if offer and offer.state == "live" else variant.price
+
     url = request.build_absolute_uri(product.get_absolute_url())
     data: dict = {
         "@context": "https://schema.org",
@@ -34,7 +48,7 @@ def product_structured_data(request: HttpRequest, product: Product) -> dict:
         {
             "@type": "Offer",
             "sku": variant.sku,
-            "price": str(variant.price),
+            "price": str(price(variant)),
             "priceCurrency": variant.currency,
             "availability": "https://schema.org/InStock"
             if variant.stock > 0
@@ -43,8 +57,12 @@ def product_structured_data(request: HttpRequest, product: Product) -> dict:
         }
         for variant in variants
     ]
+    for variant, offer in zip(variants, offers, strict=True):
+        sale = sale_offers.get(variant.pk)
+        if sale and sale.state == "live":
+            offer["priceValidUntil"] = sale.ends_at.isoformat()
     if offers:
-        prices = [variant.price for variant in variants]
+        prices = [price(variant) for variant in variants]
         data["offers"] = {
             "@type": "AggregateOffer",
             "lowPrice": str(min(prices)),

@@ -32,8 +32,10 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "catalog/home.html",
         {
-            "featured_products": selectors.product_list_featured(),
-            "new_products": selectors.product_list_newest(),
+            "featured_products": selectors.product_cards_with_sale(
+                selectors.product_list_featured()
+            ),
+            "new_products": selectors.product_cards_with_sale(selectors.product_list_newest()),
             "canonical_url": request.build_absolute_uri("/"),
         },
     )
@@ -47,7 +49,9 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such category.")
     form = ProductFilterForm(request.GET)
     filters = form.filters()
-    products = selectors.product_list(category_ids=tree.descendant_ids(category), **filters)
+    products = selectors.product_cards_with_sale(
+        selectors.product_list(category_ids=tree.descendant_ids(category), **filters)
+    )
     page = _page(request, products)
     query = request.GET.copy()
     query.pop("page", None)
@@ -73,10 +77,12 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     try:
-        product = selectors.product_get_for_page(slug=slug)
+        page = selectors.product_page(slug=slug)
     except Product.DoesNotExist:
         raise Http404("No such product.") from None
-    variants = product.active_variants
+    product, variants = page.product, page.variants
+    for variant in variants:
+        variant.sale = page.offers.get(variant.pk)
     chosen = next((v for v in variants if str(v.pk) == request.GET.get("variant", "")), None)
     if chosen is None:
         chosen = next((v for v in variants if v.stock > 0), variants[0] if variants else None)
@@ -89,11 +95,12 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "product": product,
             "variants": variants,
             "chosen_variant": chosen,
-            "images": product.images.all(),
+            "sale": chosen.sale if chosen else None,
+            "images": page.images,
             "ancestors": ([*tree.ancestors(category), category] if category else []),
             "canonical_url": request.build_absolute_uri(product.get_absolute_url()),
             "meta_description": meta_description(product.description, fallback=product.name),
-            "structured_data": product_structured_data(request, product),
+            "structured_data": product_structured_data(request, product, sale_offers=page.offers),
         },
     )
 
@@ -102,7 +109,8 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.query()
-    page = _page(request, selectors.product_search(query=query)) if query else None
+    products = selectors.product_cards_with_sale(selectors.product_search(query=query))
+    page = _page(request, products) if query else None
     return render(
         request,
         "catalog/search.html",

@@ -1,8 +1,10 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import factory
+from django.utils import timezone
 
-from catalog.models import Category, Product, ProductImage, ProductVariant
+from catalog.models import Category, Product, ProductImage, ProductVariant, Sale, SaleItem
 from catalog.services import product_refresh_price_from
 
 
@@ -55,3 +57,25 @@ class ProductImageFactory(factory.django.DjangoModelFactory):
     product = factory.SubFactory(ProductFactory)
     image = factory.django.ImageField(width=800, height=600, color="teal", format="JPEG")
     alt_text = "A product photo"
+
+
+class SaleFactory(factory.django.DjangoModelFactory):
+    """A sale that started an hour ago and ends in a day (pass starts_at/ends_at to move it)."""
+
+    class Meta:
+        model = Sale
+
+    name = factory.Sequence(lambda n: f"Sale {n}")
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    ends_at = factory.LazyAttribute(lambda sale: sale.starts_at + timedelta(days=1))
+    hold_minutes = 10
+
+
+class SaleItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SaleItem
+
+    sale = factory.SubFactory(SaleFactory)
+    variant = factory.SubFactory(ProductVariantFactory)
+    sale_price = Decimal("15.00")
+    allotment = 5

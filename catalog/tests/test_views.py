@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 # Pinned query counts for an anonymous shopper (tests prove they do not grow with the page).
 HOME_QUERIES = 3  # category tree, featured products, new products
 CATEGORY_QUERIES = 3  # category tree, count, one page of product cards
-PRODUCT_QUERIES = 4  # product with category, variants, images, category tree
+# Product page, cold cache: product with category, variants, images, sale offers (added with
+# flash sales), category tree. Warm: the category tree only (see test_sales_views.py).
+PRODUCT_QUERIES = 5
 SEARCH_QUERIES = 3  # category tree (navigation), count, one page of product cards
 
 
