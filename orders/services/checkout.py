@@ -3,7 +3,8 @@
 Invariants owned here:
 - Stock is taken with conditional updates (`stock = stock - n WHERE stock >= n`), line by line in
   ascending variant id, so concurrent checkouts lock rows in one order and never deadlock, and
-  stock can never go below zero (the database refuses it too).
+  stock can never go below zero (the database refuses it too). The contended rows (stock, sale
+  units) are updated last in the transaction, so their locks are held only until the commit.
 - If any unit is missing, nothing is written and the customer is told which lines to change.
 - Every amount is recomputed on the server from the locked rows; the customer's browser sends
   only the fingerprint of the quote it showed, and a different quote is refused (PricesChanged).
@@ -102,14 +103,6 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     lines = sorted(selectors.cart_lines(cart), key=lambda line: line.variant_id)
     if not lines:
         raise CartEmpty("Your cart is empty.")
-    # Lock the variants in ascending id (the one order every checkout uses, so none deadlock):
-    # the quote below then sees settled prices and stock.
-    list(
-        ProductVariant.objects.select_for_update()
-        .filter(pk__in=[line.variant_id for line in lines])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
     now = timezone.now()
     quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user, now=now)
     if quote.limit_problems:
@@ -132,20 +125,13 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
         raise PricesChanged(
             "Prices or amounts changed since you reviewed your order: please check them again."
         )
-    _stock_take(lines)
-    number = order_number_generate()
-    holds = _sale_units_take(quote=quote, cart=cart, user=user, number=number, now=now)
     voucher = _voucher_use(quote=quote, cart=cart, user=user)
 
     totals = quote.totals
-    expires_at = min(
-        [hold.expires_at for hold in holds.values()]
-        + [now + timedelta(minutes=settings.SHOP_ORDER_PAYMENT_MINUTES)]
-    )
     order = Order.objects.create(
-        number=number,
+        number=order_number_generate(),
         placed_at=now,
-        expires_at=expires_at,
+        expires_at=now + timedelta(minutes=settings.SHOP_ORDER_PAYMENT_MINUTES),
         user=user if user is not None and user.is_authenticated else None,
         email=cart.email,
         checkout_token=checkout_token,
@@ -162,7 +148,7 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
         voucher=voucher,
         voucher_code=voucher.code if voucher else "",
     )
-    OrderLine.objects.bulk_create(
+    order_lines = OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
             variant=q.line.variant,
@@ -174,7 +160,6 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
             line_total=priced.total,
             tax_rate=totals.tax_rate,
             tax_amount=priced.tax_amount,
-            sale_hold=holds.get(q.line.pk),
         )
         for q, priced in zip(quote.lines, totals.lines, strict=True)
     )
@@ -191,6 +176,18 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     cart.status = Cart.Status.ORDERED
     cart.save(update_fields=["status"])
     outbox_record(kind=OutboxEmail.Kind.ORDER_RECEIVED, order=order, to_email=order.email)
+
+    # The contended rows come last, so their row locks are held only until the commit: the
+    # stock (conditional updates, ascending variant id), then the sale units.
+    _stock_take(lines)
+    holds = _sale_units_take(quote=quote, cart=cart, user=user, number=order.number, now=now)
+    if holds:
+        for q, order_line in zip(quote.lines, order_lines, strict=True):
+            if q.line.pk in holds:
+                order_line.sale_hold = holds[q.line.pk]
+                order_line.save(update_fields=["sale_hold"])
+        order.expires_at = min(order.expires_at, *(hold.expires_at for hold in holds.values()))
+        order.save(update_fields=["expires_at"])
     return order
 
 
@@ -209,11 +206,11 @@ def _stock_take(lines) -> None:
     OutOfStock naming every line that cannot be served (the transaction then rolls back)."""
     missing = []
     for line in lines:
+        # One table only: PostgreSQL re-checks `stock >= n` on the row's newest version after
+        # waiting for its lock (a condition through a join would be judged on the statement's
+        # snapshot). The product being on sale was checked by the quote.
         taken = ProductVariant.objects.filter(
-            pk=line.variant_id,
-            is_active=True,
-            product__is_active=True,
-            stock__gte=line.quantity,
+            pk=line.variant_id, is_active=True, stock__gte=line.quantity
         ).update(stock=F("stock") - line.quantity)
         if not taken:
             available = (
@@ -222,9 +219,13 @@ def _stock_take(lines) -> None:
             missing.append(_missing(line, available))
     if missing:
         raise OutOfStock(
-            "Some items are no longer available: "
-            + "; ".join(f"{m['name']} ({m['available']} left)" for m in missing)
-            + ".",
+            "Some items are no longer available. "
+            + " ".join(
+                f"{m['name']}: Only {m['available']} left: lower the quantity."
+                if m["available"] > 0
+                else f"{m['name']}: This item has sold out."
+                for m in missing
+            ),
             lines=missing,
         )
 
