@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from io import BytesIO
 
@@ -29,11 +30,12 @@ from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont
 
 from catalog.exceptions import CatalogError
-from catalog.models import Category, Product, ProductImage, ProductVariant
+from catalog.models import Category, Product, ProductImage, ProductVariant, Sale, SaleItem
 from catalog.services import THUMBNAIL_SIZE, product_refresh_price_from
 
 DEFAULT_SEED = 2026
@@ -822,3 +824,64 @@ def demo_merchant_ensure(
         permissions=permission_count,
         dry_run=False,
     )
+
+
+# --- Demo sales ------------------------------------------------------------------------------
+
+DEMO_SALE_LIVE = "Flash Friday"
+DEMO_SALE_UPCOMING = "Winter preview"
+DEMO_SALE_DISCOUNT = Decimal("0.70")  # the sale price is 70% of the regular price
+
+
+@dataclass(frozen=True)
+class DemoSalesResult:
+    sales_created: int
+    items_created: int
+
+
+def demo_sales_seed(*, now=None) -> DemoSalesResult:
+    """Put a few demo products on a live sale (for three days from now) and a few on a coming
+    one (starting in two days), unless those demo sales exist; return what was created.
+
+    The items are the first variants of the first demo products (in id order), at 70% of their
+    price, 20 units each (fewer if the stock is lower), two per customer.
+    """
+    now = now or timezone.now()
+    wanted = [
+        (DEMO_SALE_LIVE, now - timedelta(minutes=1), now + timedelta(days=3), slice(0, 6)),
+        (DEMO_SALE_UPCOMING, now + timedelta(days=2), now + timedelta(days=4), slice(6, 10)),
+    ]
+    existing = set(
+        Sale.objects.filter(name__in=[w[0] for w in wanted]).values_list("name", flat=True)
+    )
+    variants = _first_variants()[:10]
+    sales = items = 0
+    with transaction.atomic():
+        for name, starts_at, ends_at, chosen in wanted:
+            if name in existing or not variants[chosen]:
+                continue
+            sale = Sale.objects.create(
+                name=name, starts_at=starts_at, ends_at=ends_at, per_customer_limit=2
+            )
+            sales += 1
+            for variant in variants[chosen]:
+                price = (variant.price * DEMO_SALE_DISCOUNT).quantize(Decimal("0.01"))
+                if price >= variant.price:
+                    continue
+                SaleItem.objects.create(
+                    sale=sale, variant=variant, sale_price=price, allotment=min(20, variant.stock)
+                )
+                items += 1
+    return DemoSalesResult(sales_created=sales, items_created=items)
+
+
+def _first_variants() -> list[ProductVariant]:
+    """The first sellable variant of each of the first products."""
+    seen, first = set(), []
+    for variant in ProductVariant.objects.filter(
+        is_active=True, product__is_active=True, stock__gt=0
+    ).order_by("product_id", "position", "id")[:200]:
+        if variant.product_id not in seen:
+            seen.add(variant.product_id)
+            first.append(variant)
+    return first

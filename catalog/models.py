@@ -241,7 +241,8 @@ class SaleItem(models.Model):
     """
 
     sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="items")
-    variant = models.ForeignKey(ProductVariant, on_delete=models.PROTECT, related_name="sale_items")
+    # Deleting a variant takes it out of its sales (holds and order lines still protect it).
+    variant = models.ForeignKey(ProductVariant, on_delete=models.CASCADE, related_name="sale_items")
     sale_price = models.DecimalField(
         max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
     )

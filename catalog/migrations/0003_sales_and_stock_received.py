@@ -113,7 +113,7 @@ class Migration(migrations.Migration):
                 (
                     "variant",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.CASCADE,
                         related_name="sale_items",
                         to="catalog.productvariant",
                     ),

@@ -96,6 +96,8 @@ def test_seed_builds_a_catalog_that_meets_every_rule():
     assert lines[1:] == [
         "Checkout: 2 shipping method(s), 18 tax rate(s) and 1 voucher(s) added "
         "(try the code WELCOME10).",
+        "Sales: 2 demo sale(s) with 10 item(s) (“Flash Friday” is on now, “Winter preview” "
+        "starts in two days).",
         f"Demo merchant (new account): merchant@example.com / {MERCHANT_PASSWORD}",
         "Back office: /admin/",
     ]
@@ -489,3 +491,28 @@ def test_seed_adds_checkout_settings_once():
     assert "Checkout: 0 shipping method(s), 0 tax rate(s) and 0 voucher(s) added" in output
     assert TaxRate.objects.get(country="DE").rate == Decimal("19.00")
     assert Voucher.objects.get(code="WELCOME10").per_customer_limit == 1
+
+
+def test_seeding_puts_demo_products_on_a_live_sale_and_a_coming_one_once():
+    from catalog.models import Sale, SaleItem
+    from catalog.selectors import sale_offers
+
+    # Given a seeded demo shop
+    out = _seed(products=12)
+
+    # Then one sale is on now (6 items at 70% of their price) and one starts later (4 items)
+    assert "Sales: 2 demo sale(s) with 10 item(s)" in out
+    live = Sale.objects.get(name=demo.DEMO_SALE_LIVE)
+    items = list(SaleItem.objects.filter(sale=live).select_related("variant"))
+    assert len(items) == 6
+    assert all(
+        i.sale_price == (i.variant.price * Decimal("0.70")).quantize(Decimal("0.01")) for i in items
+    )
+    offers = sale_offers(variant_ids=[i.variant_id for i in items])
+    assert {offer.state for offer in offers.values()} == {"live"}
+    upcoming = Sale.objects.get(name=demo.DEMO_SALE_UPCOMING)
+    assert upcoming.starts_at > live.starts_at and upcoming.items.count() == 4
+
+    # And a second run adds none
+    assert "Sales:" not in _seed(products=12)
+    assert Sale.objects.count() == 2

@@ -61,6 +61,7 @@ class Command(BaseCommand):
                 password=options["merchant_password"], dry_run=dry_run
             )
             checkout = None if dry_run else orders_demo.demo_checkout_seed()
+            sales = None if dry_run else demo.demo_sales_seed()
         except demo.DemoSeedError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -79,6 +80,13 @@ class Command(BaseCommand):
                 f"{checkout.tax_rates_created} tax rate(s) and "
                 f"{checkout.vouchers_created} voucher(s) added "
                 f"(try the code {orders_demo.DEMO_VOUCHER})."
+            )
+
+        if sales is not None and sales.sales_created:
+            self.stdout.write(
+                f"Sales: {sales.sales_created} demo sale(s) with {sales.items_created} item(s) "
+                f"(“{demo.DEMO_SALE_LIVE}” is on now, “{demo.DEMO_SALE_UPCOMING}” starts in two "
+                "days)."
             )
 
         if not merchant.created:
