@@ -40,3 +40,12 @@ def _clear_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _admission_control_off(settings):
+    """Keep flash-sale admission control (shop/admission.py) out of other tests' way: a test
+    posting to the cart more than 20 times, or running checkouts in threads, is not a surge.
+    shop/tests/test_admission.py switches it on."""
+    settings.SHOP_HOT_MAX_IN_FLIGHT = 0
+    settings.SHOP_HOT_RATE_LIMIT = ""

@@ -106,6 +106,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Refuses hot requests beyond the bound before the session, CSRF or the view run (and turns
+    # "database busy" errors into the same 503 page): shop/admission.py.
+    "shop.admission.AdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,6 +156,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# On PostgreSQL no statement runs longer, and none waits for a lock longer, than these (0 turns
+# one off): under a surge a slow query fails fast into the 503 busy page instead of holding a
+# connection and a worker thread. `migrate` lifts the statement timeout for itself
+# (shop/apps.py). Behind PgBouncer, which refuses startup options, set them with ALTER ROLE.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=5000)
+DATABASE_LOCK_TIMEOUT_MS = env.int("DATABASE_LOCK_TIMEOUT_MS", default=3000)
+
+
+def _postgres_timeouts(*, statement_ms: int, lock_ms: int) -> str:
+    """Return libpq `options` setting the server-side timeouts that are switched on."""
+    timeouts = {"statement_timeout": statement_ms, "lock_timeout": lock_ms}
+    return " ".join(f"-c {name}={ms}" for name, ms in timeouts.items() if ms > 0)
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _timeouts = _postgres_timeouts(
+        statement_ms=DATABASE_STATEMENT_TIMEOUT_MS, lock_ms=DATABASE_LOCK_TIMEOUT_MS
+    )
+    if _timeouts:
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} {_timeouts}".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -293,6 +318,35 @@ SHOP_CART_REMINDER_HOURS = env.int("SHOP_CART_REMINDER_HOURS", default=24)
 # The shop's public address, for links in emails (sent by workers, outside any request).
 SHOP_BASE_URL = env.str("SHOP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SHOP_SEARCH_MAX_LENGTH = 200
+
+# --- Overload: admission control on the hot endpoints (shop/admission.py) -----------------------
+
+# The views a flash sale hammers (URL names): bounded in flight and rate-limited per client.
+SHOP_HOT_VIEWS = env.list(
+    "SHOP_HOT_VIEWS",
+    default=[
+        "orders:cart-add",
+        "orders:checkout",
+        "orders:checkout-review",
+        "orders:checkout-place",
+        "payments:start",
+    ],
+)
+# Hot requests running at once across every worker and app server (through Redis; per process
+# without it). Beyond it: 503 with Retry-After. 0 turns the bound off.
+SHOP_HOT_MAX_IN_FLIGHT = env.int("SHOP_HOT_MAX_IN_FLIGHT", default=8)
+# A slot whose request never gave it back (its worker died) is free again after this long.
+SHOP_HOT_LEASE_SECONDS = env.int("SHOP_HOT_LEASE_SECONDS", default=30)
+# Hot requests one client (session cookie, else IP) may make per window: "20/10s". Beyond it:
+# 429 with Retry-After. Empty or "0/10s" turns it off.
+SHOP_HOT_RATE_LIMIT = env.str("SHOP_HOT_RATE_LIMIT", default="20/10s")
+# Retry-After of a 503: this base, growing with how many were refused lately, up to the maximum.
+SHOP_HOT_RETRY_AFTER = env.int("SHOP_HOT_RETRY_AFTER", default=2)
+SHOP_HOT_RETRY_AFTER_MAX = env.int("SHOP_HOT_RETRY_AFTER_MAX", default=15)
+SHOP_HOT_KEY_PREFIX = f"{env.str('CACHE_KEY_PREFIX', default='shop')}:hot"
+# Proxies in front of the app that append the client's address to X-Forwarded-For (0: use the
+# connection's address). Only for telling clients apart when they have no cookie.
+SHOP_TRUSTED_PROXY_COUNT = env.int("SHOP_TRUSTED_PROXY_COUNT", default=0)
 
 # --- Payments ----------------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ from django.views.static import serve
 from catalog.sitemaps import SITEMAPS
 from shop import views
 
+# A "database busy" error outside a view still gets the 503 busy page, not the 500 page.
+handler500 = "shop.views.server_error"
+
 admin.site.site_header = f"{settings.SHOP_NAME} back office"
 admin.site.site_title = f"{settings.SHOP_NAME} back office"
 admin.site.index_title = "Run the shop"

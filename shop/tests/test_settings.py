@@ -26,6 +26,8 @@ SETTINGS_VARIABLES = {
     "CELERY_TASK_ALWAYS_EAGER",
     "CSRF_TRUSTED_ORIGINS",
     "DATABASE_CONN_MAX_AGE",
+    "DATABASE_LOCK_TIMEOUT_MS",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
     "DATABASE_URL",
     "DEFAULT_FROM_EMAIL",
     "DJANGO_DEBUG",
@@ -55,7 +57,10 @@ names = [
     "CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER",
     "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_PROXY_SSL_HEADER",
-    "SERVE_MEDIA", "MEDIA_ROOT", "IS_PRODUCTION",
+    "SERVE_MEDIA", "MEDIA_ROOT", "IS_PRODUCTION", "MIDDLEWARE",
+    "SHOP_HOT_VIEWS", "SHOP_HOT_MAX_IN_FLIGHT", "SHOP_HOT_LEASE_SECONDS", "SHOP_HOT_RATE_LIMIT",
+    "SHOP_HOT_RETRY_AFTER", "SHOP_HOT_RETRY_AFTER_MAX", "SHOP_HOT_KEY_PREFIX",
+    "SHOP_TRUSTED_PROXY_COUNT",
 ]
 values = {name: getattr(settings, name, None) for name in names}
 mailer = mailers.default
@@ -330,3 +335,86 @@ def test_production_refuses_the_test_payment_provider(tmp_path):
         "Refusing to start with DJANGO_ENV=production: "
         "PAYMENTS_TEST_PROVIDER is on (anyone could mark orders paid)." in stderr
     ), stderr
+
+
+# --- Database timeouts and admission control -----------------------------------------------
+
+
+def test_postgresql_connections_get_a_statement_and_a_lock_timeout(tmp_path):
+    loaded = _load(tmp_path, DATABASE_URL="postgres://u:p@h:5432/d")
+
+    options = loaded["DATABASES"]["default"]["OPTIONS"]
+    assert options["options"] == "-c statement_timeout=5000 -c lock_timeout=3000"
+
+
+def test_database_timeouts_come_from_the_environment_and_zero_turns_one_off(tmp_path):
+    loaded = _load(
+        tmp_path,
+        DATABASE_URL="postgres://u:p@h:5432/d?sslmode=require",
+        DATABASE_STATEMENT_TIMEOUT_MS="0",
+        DATABASE_LOCK_TIMEOUT_MS="1500",
+    )
+
+    options = loaded["DATABASES"]["default"]["OPTIONS"]
+    assert options == {"sslmode": "require", "options": "-c lock_timeout=1500"}
+
+
+def test_both_database_timeouts_off_leave_the_connection_options_alone(tmp_path):
+    loaded = _load(
+        tmp_path,
+        DATABASE_URL="postgres://u:p@h:5432/d",
+        DATABASE_STATEMENT_TIMEOUT_MS="0",
+        DATABASE_LOCK_TIMEOUT_MS="0",
+    )
+
+    assert "options" not in loaded["DATABASES"]["default"].get("OPTIONS", {})
+
+
+def test_sqlite_gets_no_postgresql_timeouts(tmp_path):
+    loaded = _load(tmp_path)
+
+    assert "options" not in loaded["DATABASES"]["default"]["OPTIONS"]
+
+
+def test_admission_control_defaults(tmp_path):
+    loaded = _load(tmp_path)
+
+    assert loaded["SHOP_HOT_VIEWS"] == [
+        "orders:cart-add",
+        "orders:checkout",
+        "orders:checkout-review",
+        "orders:checkout-place",
+        "payments:start",
+    ]
+    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 8
+    assert loaded["SHOP_HOT_LEASE_SECONDS"] == 30
+    assert loaded["SHOP_HOT_RATE_LIMIT"] == "20/10s"
+    assert (loaded["SHOP_HOT_RETRY_AFTER"], loaded["SHOP_HOT_RETRY_AFTER_MAX"]) == (2, 15)
+    assert loaded["SHOP_HOT_KEY_PREFIX"] == "shop:hot"
+    assert loaded["SHOP_TRUSTED_PROXY_COUNT"] == 0
+    middleware = loaded["MIDDLEWARE"]
+    assert middleware.index("shop.admission.AdmissionMiddleware") == (
+        middleware.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
+    )
+
+
+def test_admission_control_from_the_environment(tmp_path):
+    loaded = _load(
+        tmp_path,
+        SHOP_HOT_VIEWS="orders:checkout-place,payments:start",
+        SHOP_HOT_MAX_IN_FLIGHT="0",
+        SHOP_HOT_LEASE_SECONDS="12",
+        SHOP_HOT_RATE_LIMIT="5/1m",
+        SHOP_HOT_RETRY_AFTER="3",
+        SHOP_HOT_RETRY_AFTER_MAX="60",
+        SHOP_TRUSTED_PROXY_COUNT="1",
+        CACHE_KEY_PREFIX="shop-two",
+    )
+
+    assert loaded["SHOP_HOT_VIEWS"] == ["orders:checkout-place", "payments:start"]
+    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 0
+    assert loaded["SHOP_HOT_LEASE_SECONDS"] == 12
+    assert loaded["SHOP_HOT_RATE_LIMIT"] == "5/1m"
+    assert (loaded["SHOP_HOT_RETRY_AFTER"], loaded["SHOP_HOT_RETRY_AFTER_MAX"]) == (3, 60)
+    assert loaded["SHOP_HOT_KEY_PREFIX"] == "shop-two:hot"
+    assert loaded["SHOP_TRUSTED_PROXY_COUNT"] == 1
