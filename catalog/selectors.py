@@ -110,13 +110,24 @@ class CategoryTree:
         return ids
 
 
+CATEGORY_TREE_CACHE_SECONDS = 300
+
+
 def category_tree() -> CategoryTree:
-    """Read the active categories once and link them into a tree."""
+    """Return the active categories linked into a tree: read once, then kept in the cache (every
+    page's navigation shows it) until a merchant saves the catalog (`catalog_pages_forget`) or
+    CATEGORY_TREE_CACHE_SECONDS pass."""
+    key = "catalog:category-tree"
+    cached = cache.get_many([_CATALOG_GENERATION_KEY, key])
+    generation, entry = cached.get(_CATALOG_GENERATION_KEY), cached.get(key)
+    if entry is not None and entry[0] == generation:
+        return CategoryTree(entry[1])
     categories = list(
         Category.objects.filter(is_active=True)
         .only("id", "parent_id", "name", "slug", "description", "position")
         .order_by("position", "name")
     )
+    cache.set(key, (generation, categories), CATEGORY_TREE_CACHE_SECONDS)
     return CategoryTree(categories)
 
 
