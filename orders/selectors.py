@@ -181,14 +181,20 @@ def line_price(variant, quantity: int, offer: SaleOffer | None) -> tuple[Decimal
 
 
 def checkout_quote(
-    *, cart: Cart, email: str = "", user=None, data: dict | None = None, now=None
+    *,
+    cart: Cart,
+    email: str = "",
+    user=None,
+    data: dict | None = None,
+    now=None,
+    lines: list[CartLine] | None = None,
 ) -> Quote:
     """Price the cart with the checkout details in `data` (or those saved on the cart), at the
     prices valid `now`: a sale's price inside its window, the regular price outside it.
 
     Nothing is written. Problems (sold-out lines, a voucher no longer valid, no shipping to the
     country, more sale units than a customer may buy) are reported on the quote for the page to
-    show.
+    show. `lines` saves reading the cart's lines again when the caller has them.
     """
     data = cart.checkout_data if data is None else data
     if not isinstance(data, dict):
@@ -199,7 +205,7 @@ def checkout_quote(
     country = address.get("country") if isinstance(address, dict) else None
     quote_lines = []
     problems = []
-    lines = cart_lines(cart)
+    lines = cart_lines(cart) if lines is None else lines
     offers = sale_offers(variant_ids=[line.variant_id for line in lines], now=now, live_only=True)
     for line in lines:
         variant = line.variant

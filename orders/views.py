@@ -156,8 +156,8 @@ def _checkout_initial(cart: Cart, customer, addresses: list, methods: list) -> d
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = cart_for_request(request)
-    summary = selectors.checkout_quote(cart=cart, data={}) if cart is not None else None
-    if summary is None or not summary.lines:
+    lines = selectors.cart_lines(cart) if cart is not None else []
+    if not lines:
         messages.info(request, "Your cart is empty: add something before checking out.")
         return redirect("orders:cart")
     customer = _customer(request)
@@ -172,7 +172,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         email, data = form.cleaned_data["email"], form.checkout_data()
-        quote = selectors.checkout_quote(cart=cart, email=email, user=customer, data=data)
+        quote = selectors.checkout_quote(
+            cart=cart, email=email, user=customer, data=data, lines=lines
+        )
         if quote.voucher_error:
             form.add_error("voucher_code", quote.voucher_error)
         else:
@@ -188,6 +190,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 messages.error(request, str(error))
                 return redirect("orders:cart")
             return redirect("orders:checkout-review")
+    # The page's order summary (without the details: those are what the form asks for).
+    summary = selectors.checkout_quote(cart=cart, data={}, lines=lines)
     cart_item_count_remember(request, sum(q.line.quantity for q in summary.lines))
     return render(
         request,

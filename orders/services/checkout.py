@@ -14,9 +14,10 @@ Invariants owned here:
   order the first one made.
 - A line priced from a live sale takes its sale units (catalog's conditional updates: never more
   than the allotment, nor than the customer's limit) in the same transaction, and the order
-  expires when the earliest of its holds does (SHOP_ORDER_PAYMENT_MINUTES without one). Holds
-  whose time has run out are released first (their orders cancelled), so units left in
-  abandoned checkouts go back on sale without waiting for cron.
+  expires when the earliest of its holds does (SHOP_ORDER_PAYMENT_MINUTES without one). When
+  units are missing, holds whose time has run out are released (their orders cancelled) and the
+  placement is tried once more, so units left in abandoned checkouts go back on sale without
+  waiting for cron.
 """
 
 from datetime import timedelta
@@ -56,12 +57,17 @@ PLACE_ATTEMPTS = 3
 
 
 def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None) -> Order:
-    """Place the order for a reviewed cart; return it (the same one on a repeated submission)."""
+    """Place the order for a reviewed cart; return it (the same one on a repeated submission).
+
+    If units are missing, the orders past their time that hold units of the cart's sale items
+    are cancelled first (their units go back on sale) and the placement is tried once more.
+    """
     existing = _placed(cart, checkout_token)
     if existing is not None:
         return existing
-    expired_sale_holds_release(variant_ids=cart.lines.values_list("variant_id", flat=True))
-    for attempt in range(PLACE_ATTEMPTS):
+    released = False
+    collisions = 0
+    while True:
         try:
             with transaction.atomic():
                 return _order_place(
@@ -73,9 +79,14 @@ def order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user=None)
             existing = _placed(cart, checkout_token)
             if existing is not None:
                 return existing
-            if attempt == PLACE_ATTEMPTS - 1:
+            collisions += 1
+            if collisions == PLACE_ATTEMPTS:
                 raise
-    raise AssertionError("unreachable")
+        except (OutOfStock, SaleUnavailable):
+            variant_ids = cart.lines.values_list("variant_id", flat=True)
+            if released or not expired_sale_holds_release(variant_ids=variant_ids):
+                raise
+            released = True
 
 
 def _placed(cart: Cart, checkout_token: object) -> Order | None:
@@ -104,7 +115,7 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     if not lines:
         raise CartEmpty("Your cart is empty.")
     now = timezone.now()
-    quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user, now=now)
+    quote = selectors.checkout_quote(cart=cart, email=cart.email, user=user, now=now, lines=lines)
     if quote.limit_problems:
         raise SaleUnavailable(" ".join(quote.limit_problems))
     if quote.problems:
