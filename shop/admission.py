@@ -98,7 +98,10 @@ class AdmissionConfig:
     """What the middleware enforces, read from settings on each request (a few lookups)."""
 
     view_names: frozenset[str]
+    methods: frozenset[str]
     max_in_flight: int
+    entry_view_names: frozenset[str]
+    entry_max_in_flight: int
     lease_seconds: float
     rate: Rate | None
     retry_after: int
@@ -111,7 +114,10 @@ class AdmissionConfig:
 def admission_config() -> AdmissionConfig:
     return AdmissionConfig(
         view_names=_view_names(tuple(settings.SHOP_HOT_VIEWS)),
+        methods=_view_names(tuple(method.upper() for method in settings.SHOP_HOT_METHODS)),
         max_in_flight=settings.SHOP_HOT_MAX_IN_FLIGHT,
+        entry_view_names=_view_names(tuple(settings.SHOP_HOT_ENTRY_VIEWS)),
+        entry_max_in_flight=settings.SHOP_HOT_ENTRY_MAX_IN_FLIGHT,
         lease_seconds=settings.SHOP_HOT_LEASE_SECONDS,
         rate=rate_parse(settings.SHOP_HOT_RATE_LIMIT),
         retry_after=max(1, settings.SHOP_HOT_RETRY_AFTER),
@@ -490,6 +496,8 @@ class AdmissionMiddleware:
         config = admission_config()
         if config.max_in_flight <= 0 and config.rate is None:
             return None
+        if request.method not in config.methods:
+            return None
         match = request.resolver_match
         if match is None or match.view_name not in config.view_names:
             return None
@@ -521,9 +529,13 @@ def _admit(request: HttpRequest, config: AdmissionConfig, store: Store) -> HttpR
     if config.max_in_flight <= 0:
         return None
     token = uuid.uuid4().hex
-    slot = store.acquire(
-        token=token, limit=config.max_in_flight, lease_seconds=config.lease_seconds
-    )
+    limit = config.max_in_flight
+    match = request.resolver_match
+    if match is not None and match.view_name in config.entry_view_names:
+        # A new customer entering the funnel waits while checkouts already under way use most
+        # of the slots: the ones who started are served first ("your place is kept").
+        limit = max(1, min(limit, config.entry_max_in_flight))
+    slot = store.acquire(token=token, limit=limit, lease_seconds=config.lease_seconds)
     if not slot.acquired:
         shed_log.refused(503)
         retry_after = retry_after_busy(

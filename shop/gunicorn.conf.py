@@ -17,7 +17,7 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Each thread may hold one database connection: size PostgreSQL for workers × threads per server.
 workers = _int("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = _int("WEB_THREADS", 4)
+threads = _int("WEB_THREADS", 8)
 # Connections one worker keeps open at once, idle keep-alive ones included. Idle keep-alive
 # connections count, so a low value leaves new requests waiting in the backlog until one times
 # out (measured with `make bench-flash`: 100 left product pages waiting over 30 s under 200
@@ -34,7 +34,7 @@ graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("WEB_KEEPALIVE", 5)
 # Recycle workers now and then so a slow leak can never take a server down; the jitter keeps them
 # from all restarting at once.
-max_requests = _int("WEB_MAX_REQUESTS", 2000)
+max_requests = _int("WEB_MAX_REQUESTS", 20000)
 max_requests_jitter = max_requests // 10
 # Connections waiting to be accepted; beyond this the kernel refuses them. Admission control
 # answers a refused hot request in about a millisecond, so even a full backlog drains quickly.
@@ -43,3 +43,14 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker) -> None:
+    """Hand the GIL over sooner (WEB_GIL_SWITCH_MS, Python's default is 5 ms): a thread back
+    from a quick Redis or PostgreSQL round trip would otherwise wait up to the whole interval
+    behind a thread that is rendering a page, and a page makes several such trips."""
+    import sys
+
+    switch_ms = float(os.environ.get("WEB_GIL_SWITCH_MS", "1"))
+    if switch_ms > 0:
+        sys.setswitchinterval(switch_ms / 1000)

@@ -332,9 +332,18 @@ SHOP_HOT_VIEWS = env.list(
         "payments:start",
     ],
 )
+# Which requests to those views are hot: the writes. Their pages (GET) are reads, reachable only
+# with a cart that an admitted "add to cart" made, so they are bounded upstream.
+SHOP_HOT_METHODS = env.list("SHOP_HOT_METHODS", default=["POST"])
 # Hot requests running at once across every worker and app server (through Redis; per process
 # without it). Beyond it: 503 with Retry-After. 0 turns the bound off.
-SHOP_HOT_MAX_IN_FLIGHT = env.int("SHOP_HOT_MAX_IN_FLIGHT", default=8)
+SHOP_HOT_MAX_IN_FLIGHT = env.int("SHOP_HOT_MAX_IN_FLIGHT", default=4)
+# Requests that bring a new customer into the checkout funnel (add to cart) may hold at most this
+# many of those slots, so the checkouts already under way are served first. 0: half the bound.
+SHOP_HOT_ENTRY_VIEWS = env.list("SHOP_HOT_ENTRY_VIEWS", default=["orders:cart-add"])
+SHOP_HOT_ENTRY_MAX_IN_FLIGHT = env.int("SHOP_HOT_ENTRY_MAX_IN_FLIGHT", default=0) or max(
+    1, SHOP_HOT_MAX_IN_FLIGHT // 2
+)
 # A slot whose request never gave it back (its worker died) is free again after this long.
 SHOP_HOT_LEASE_SECONDS = env.int("SHOP_HOT_LEASE_SECONDS", default=30)
 # Hot requests one client (session cookie, else IP) may make per window: "20/10s". Beyond it:
@@ -342,7 +351,7 @@ SHOP_HOT_LEASE_SECONDS = env.int("SHOP_HOT_LEASE_SECONDS", default=30)
 SHOP_HOT_RATE_LIMIT = env.str("SHOP_HOT_RATE_LIMIT", default="20/10s")
 # Retry-After of a 503: this base, growing with how many were refused lately, up to the maximum.
 SHOP_HOT_RETRY_AFTER = env.int("SHOP_HOT_RETRY_AFTER", default=2)
-SHOP_HOT_RETRY_AFTER_MAX = env.int("SHOP_HOT_RETRY_AFTER_MAX", default=15)
+SHOP_HOT_RETRY_AFTER_MAX = env.int("SHOP_HOT_RETRY_AFTER_MAX", default=5)
 SHOP_HOT_KEY_PREFIX = f"{env.str('CACHE_KEY_PREFIX', default='shop')}:hot"
 # Proxies in front of the app that append the client's address to X-Forwarded-For (0: use the
 # connection's address). Only for telling clients apart when they have no cookie.

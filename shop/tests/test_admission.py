@@ -54,6 +54,8 @@ def admission_on(settings):
     """Admission control on, with test views as the hot ones and keys of this test's own."""
     settings.REDIS_URL = _admission_test_redis_url()
     settings.SHOP_HOT_VIEWS = ["test-blocking", "test-hot"]
+    settings.SHOP_HOT_METHODS = ["GET", "POST"]
+    settings.SHOP_HOT_ENTRY_VIEWS = []
     settings.SHOP_HOT_MAX_IN_FLIGHT = 2
     settings.SHOP_HOT_RATE_LIMIT = ""
     settings.SHOP_HOT_LEASE_SECONDS = 30
@@ -126,6 +128,60 @@ def test_the_request_beyond_the_bound_gets_503_while_n_are_in_flight(admission_o
     assert statuses == [200, 200, 200]
     # And their slots are free again
     assert Client().get(HOT).status_code == 200
+
+
+@with_test_views
+def test_new_customers_get_only_their_share_of_the_slots_while_checkouts_run(admission_on):
+    # Given three slots, of which entries into the funnel (the blocking view stands for "add to
+    # cart") may hold two, and two entries already running
+    admission_on.SHOP_HOT_MAX_IN_FLIGHT = 3
+    admission_on.SHOP_HOT_ENTRY_VIEWS = ["test-blocking"]
+    admission_on.SHOP_HOT_ENTRY_MAX_IN_FLIGHT = 2
+    gate = admission_urls.gate_reset()
+    statuses: list[int] = []
+
+    def call() -> None:
+        statuses.append(Client().post(BLOCKING, {"n": "1"}).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        gate.wait_for(2)
+
+        # When a third new customer and a customer further along arrive
+        entry = Client().post(BLOCKING, {"n": "1"})
+        further = Client().get(HOT)
+    finally:
+        gate.opened.set()
+        for thread in threads:
+            thread.join(20)
+
+    # Then the new customer waits, the one further along is served
+    assert (entry.status_code, further.status_code) == (503, 200)
+    assert statuses == [200, 200]
+
+
+@with_test_views
+def test_only_the_configured_methods_are_hot(admission_on):
+    # Given one slot, taken, and only POSTs hot
+    admission_on.SHOP_HOT_MAX_IN_FLIGHT = 1
+    admission_on.SHOP_HOT_METHODS = ["POST"]
+    gate = admission_urls.gate_reset()
+    thread = threading.Thread(target=lambda: Client().post(BLOCKING, {"n": "1"}))
+    thread.start()
+    try:
+        gate.wait_for(1)
+
+        # When another POST and a GET of a hot view arrive
+        post = Client().post(HOT, {"n": "1"})
+        get = Client().get(HOT)
+    finally:
+        gate.opened.set()
+        thread.join(20)
+
+    # Then only the POST is refused
+    assert (post.status_code, get.status_code) == (503, 200)
 
 
 @with_test_views
