@@ -16,7 +16,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then \
 		echo $$p; break; fi; done)
 
-.PHONY: help run test check lint format worker migrate seed clean python
+.PHONY: help run test check lint format worker migrate seed clean python bench-flash
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ migrate: $(VENV)/.runtime ## Apply database migrations
 
 seed: $(VENV)/.runtime ## Add demo products (DEMO_PRODUCTS=N, default 1000)
 	$(VPY) manage.py seed_demo --products $(DEMO_PRODUCTS)
+
+bench-flash: $(VENV)/.dev ## Run the flash-sale load harness (BENCH_ARGS="--buyers 500" passes options)
+	@$(VPY) bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and local state (var/: SQLite database, media, mail)
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
