@@ -327,7 +327,6 @@ SHOP_HOT_VIEWS = env.list(
     default=[
         "orders:cart-add",
         "orders:checkout",
-        "orders:checkout-review",
         "orders:checkout-place",
         "payments:start",
     ],

@@ -111,7 +111,7 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     if not cart.email:
         raise CheckoutIncomplete("Give the email address we should send your order to.")
 
-    lines = sorted(selectors.cart_lines(cart), key=lambda line: line.variant_id)
+    lines = selectors.cart_lines(cart)  # in the cart's order, as the review showed them
     if not lines:
         raise CartEmpty("Your cart is empty.")
     now = timezone.now()
@@ -190,7 +190,7 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
 
     # The contended rows come last, so their row locks are held only until the commit: the
     # stock (conditional updates, ascending variant id), then the sale units.
-    _stock_take(lines)
+    _stock_take(sorted(lines, key=lambda line: line.variant_id))
     holds = _sale_units_take(quote=quote, cart=cart, user=user, number=order.number, now=now)
     if holds:
         for q, order_line in zip(quote.lines, order_lines, strict=True):
@@ -247,7 +247,7 @@ def _sale_units_take(*, quote, cart: Cart, user, number: str, now) -> dict:
     holds = {}
     signed_in = user is not None and user.is_authenticated
     key = sale_customer_key(user_id=user.pk if signed_in else None, email=cart.email)
-    for q in quote.lines:  # ascending variant id, after the variants' locks
+    for q in sorted(quote.lines, key=lambda q: q.line.variant_id):  # as the stock: no deadlock
         if q.sale is None:
             continue
         try:

@@ -58,7 +58,8 @@ names = [
     "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_PROXY_SSL_HEADER",
     "SERVE_MEDIA", "MEDIA_ROOT", "IS_PRODUCTION", "MIDDLEWARE",
-    "SHOP_HOT_VIEWS", "SHOP_HOT_MAX_IN_FLIGHT", "SHOP_HOT_LEASE_SECONDS", "SHOP_HOT_RATE_LIMIT",
+    "SHOP_HOT_VIEWS", "SHOP_HOT_METHODS", "SHOP_HOT_ENTRY_VIEWS", "SHOP_HOT_ENTRY_MAX_IN_FLIGHT",
+    "SHOP_HOT_MAX_IN_FLIGHT", "SHOP_HOT_LEASE_SECONDS", "SHOP_HOT_RATE_LIMIT",
     "SHOP_HOT_RETRY_AFTER", "SHOP_HOT_RETRY_AFTER_MAX", "SHOP_HOT_KEY_PREFIX",
     "SHOP_TRUSTED_PROXY_COUNT",
 ]
@@ -382,14 +383,16 @@ def test_admission_control_defaults(tmp_path):
     assert loaded["SHOP_HOT_VIEWS"] == [
         "orders:cart-add",
         "orders:checkout",
-        "orders:checkout-review",
         "orders:checkout-place",
         "payments:start",
     ]
-    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 8
+    assert loaded["SHOP_HOT_METHODS"] == ["POST"]
+    assert loaded["SHOP_HOT_ENTRY_VIEWS"] == ["orders:cart-add"]
+    assert loaded["SHOP_HOT_ENTRY_MAX_IN_FLIGHT"] == 2
+    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 4
     assert loaded["SHOP_HOT_LEASE_SECONDS"] == 30
     assert loaded["SHOP_HOT_RATE_LIMIT"] == "20/10s"
-    assert (loaded["SHOP_HOT_RETRY_AFTER"], loaded["SHOP_HOT_RETRY_AFTER_MAX"]) == (2, 15)
+    assert (loaded["SHOP_HOT_RETRY_AFTER"], loaded["SHOP_HOT_RETRY_AFTER_MAX"]) == (2, 5)
     assert loaded["SHOP_HOT_KEY_PREFIX"] == "shop:hot"
     assert loaded["SHOP_TRUSTED_PROXY_COUNT"] == 0
     middleware = loaded["MIDDLEWARE"]
