@@ -686,6 +686,13 @@ async def run(config, setup: dict, log=print) -> dict:
         probe.stop_and_collect(stats)
     sale_end = min(sale_end or buyers_done_at, buyers_done_at)
     quiet = _window_rate(stats.probe_requests, quiet_start, t0_mono)
+    # The two halves of the quiet phase: far apart, something else was using the machine and
+    # the baseline (so every ratio to it) is not to be trusted.
+    middle = (quiet_start + t0_mono) / 2
+    quiet["halves_rps"] = [
+        _window_rate(stats.probe_requests, quiet_start, middle)["rps"],
+        _window_rate(stats.probe_requests, middle, t0_mono)["rps"],
+    ]
     during = _window_rate(stats.probe_requests, t0_mono, sale_end)
     all_pages = _window_rate(stats.probe_requests + stats.product_page_requests, t0_mono, sale_end)
     buyer_span = max(buyers_done_at - t0_mono, 1e-9)

@@ -509,6 +509,10 @@ def print_report(report: dict, path: Path) -> None:
         f"{row['t']:+.0f}:{row['probe']:.0f}/{row['buyer_pages']:.0f}/{row['buyer_other']:.0f}"
         f"/{row['busy']:.0f}" for row in load_timeline(r)
     ))  # fmt: skip
+    halves = pr["quiet"].get("halves_rps") or []
+    if len(halves) == 2 and min(halves) < 0.7 * max(halves):
+        w(f"WARNING: the quiet baseline was unsteady ({halves[0]} then {halves[1]} req/s): "
+          "something else used the machine; do not trust the ratios of this run")  # fmt: skip
     pp = r["product_pages"]
     w(f"Product pages served (all clients): quiet {pp['quiet']['rps']} req/s, during sale "
       f"{pp['sale']['rps']} req/s (p99 {pp['sale']['latency'].get('p99_ms', '—')} ms), "

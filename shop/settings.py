@@ -336,7 +336,7 @@ SHOP_HOT_VIEWS = env.list(
 SHOP_HOT_METHODS = env.list("SHOP_HOT_METHODS", default=["POST"])
 # Hot requests running at once across every worker and app server (through Redis; per process
 # without it). Beyond it: 503 with Retry-After. 0 turns the bound off.
-SHOP_HOT_MAX_IN_FLIGHT = env.int("SHOP_HOT_MAX_IN_FLIGHT", default=4)
+SHOP_HOT_MAX_IN_FLIGHT = env.int("SHOP_HOT_MAX_IN_FLIGHT", default=3)
 # Requests that bring a new customer into the checkout funnel (add to cart) may hold at most this
 # many of those slots, so the checkouts already under way are served first. 0: half the bound.
 SHOP_HOT_ENTRY_VIEWS = env.list("SHOP_HOT_ENTRY_VIEWS", default=["orders:cart-add"])

@@ -388,8 +388,8 @@ def test_admission_control_defaults(tmp_path):
     ]
     assert loaded["SHOP_HOT_METHODS"] == ["POST"]
     assert loaded["SHOP_HOT_ENTRY_VIEWS"] == ["orders:cart-add"]
-    assert loaded["SHOP_HOT_ENTRY_MAX_IN_FLIGHT"] == 2
-    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 4
+    assert loaded["SHOP_HOT_ENTRY_MAX_IN_FLIGHT"] == 1
+    assert loaded["SHOP_HOT_MAX_IN_FLIGHT"] == 3
     assert loaded["SHOP_HOT_LEASE_SECONDS"] == 30
     assert loaded["SHOP_HOT_RATE_LIMIT"] == "20/10s"
     assert (loaded["SHOP_HOT_RETRY_AFTER"], loaded["SHOP_HOT_RETRY_AFTER_MAX"]) == (2, 5)
