@@ -60,7 +60,8 @@ def test_expire_cancels_only_orders_unpaid_past_the_time_and_returns_their_stock
     output = run("expire_unpaid_orders")
 
     assert output == (
-        "Cancelled 1 unpaid order(s) older than 60 minute(s) and returned their stock: "
+        "Cancelled 1 unpaid order(s) older than 60 minute(s) "
+        "or past their sale hold and returned their stock: "
         f"{old.number}.\n"
     )
     statuses = dict(Order.objects.values_list("pk", "status"))
@@ -83,7 +84,8 @@ def test_expire_a_second_run_does_nothing_more():
     output = run("expire_unpaid_orders")
 
     assert (
-        output == "Cancelled 0 unpaid order(s) older than 60 minute(s) and returned their stock.\n"
+        output == "Cancelled 0 unpaid order(s) older than 60 minute(s) "
+        "or past their sale hold and returned their stock.\n"
     )
     assert stock_of(old) == 10
     assert OrderEvent.objects.filter(order=old, to_status=Order.Status.CANCELLED).count() == 1
@@ -96,7 +98,8 @@ def test_expire_dry_run_reports_and_changes_nothing():
     output = run("expire_unpaid_orders", "--dry-run")
 
     assert output == (
-        "Dry run, nothing changed. Would cancel 1 unpaid order(s) older than 60 minute(s): "
+        "Dry run, nothing changed. Would cancel 1 unpaid order(s) older than 60 minute(s) "
+        "or past their sale hold: "
         f"{old.number}.\n"
     )
     old.refresh_from_db()
@@ -114,11 +117,13 @@ def test_expire_minutes_option_and_setting_set_the_time(settings):
     by_option = run("expire_unpaid_orders", "--dry-run", "--minutes", "5")
 
     assert by_setting == (
-        "Dry run, nothing changed. Would cancel 1 unpaid order(s) older than 20 minute(s): "
+        "Dry run, nothing changed. Would cancel 1 unpaid order(s) older than 20 minute(s) "
+        "or past their sale hold: "
         f"{half_hour.number}.\n"
     )
     assert by_option == (
-        "Dry run, nothing changed. Would cancel 2 unpaid order(s) older than 5 minute(s): "
+        "Dry run, nothing changed. Would cancel 2 unpaid order(s) older than 5 minute(s) "
+        "or past their sale hold: "
         f"{half_hour.number}, {ten_minutes.number}.\n"
     )
 
@@ -141,9 +146,8 @@ def test_expire_lists_at_most_twenty_numbers():
 
     oldest_first = [order.number for order in reversed(orders)]
     assert output == (
-        "Dry run, nothing changed. Would cancel 22 unpaid order(s) older than 60 minute(s): "
-        + ", ".join(oldest_first[:20])
-        + " and 2 more.\n"
+        "Dry run, nothing changed. Would cancel 22 unpaid order(s) older than 60 minute(s) "
+        "or past their sale hold: " + ", ".join(oldest_first[:20]) + " and 2 more.\n"
     )
 
 

@@ -44,7 +44,9 @@ class Command(BaseCommand):
         except (OrderError, DatabaseError) as exc:
             raise CommandError(f"Expiring unpaid orders failed: {exc}") from exc
 
-        what = f"{len(numbers)} unpaid order(s) older than {minutes} minute(s)"
+        what = (
+            f"{len(numbers)} unpaid order(s) older than {minutes} minute(s) or past their sale hold"
+        )
         listed = numbers_list(numbers)
         if dry_run:
             self.stdout.write(f"Dry run, nothing changed. Would cancel {what}{listed}.")
