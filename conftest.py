@@ -34,11 +34,25 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
-    """Start every test with an empty cache (Redis in CI, local memory otherwise)."""
+def _clear_cache(settings, worker_id):
+    """Start every test with an empty cache (Redis in CI, local memory otherwise).
+
+    On Redis under pytest-xdist each worker gets a key prefix of its own and deletes only its
+    own keys: `cache.clear()` is FLUSHDB, which would empty the other worker's cache (its cached
+    sessions and pages) in the middle of a test and make pinned query counts flaky.
+    """
     from django.core.cache import cache
 
-    cache.clear()
+    default = settings.CACHES["default"]
+    if "redis" not in default["BACKEND"].lower() or worker_id == "master":
+        cache.clear()
+        yield
+        return
+    prefix = f"{default.get('KEY_PREFIX', '')}-test-{worker_id}"
+    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": prefix}}
+    client = cache._cache.get_client(write=True)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
     yield
 
 
