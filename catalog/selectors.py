@@ -310,12 +310,6 @@ class SaleOffer:
     def seconds_to_end(self) -> int:
         return max(0, math.ceil((self.ends_at - self.now).total_seconds()))
 
-    def price_for(self, quantity: int) -> Decimal | None:
-        """The sale price if `quantity` units can be had in the sale now, else None."""
-        if self.is_live and 0 < quantity <= self.units_left:
-            return self.sale_price
-        return None
-
 
 def sale_offers(
     *, variant_ids: Iterable[int], now: datetime | None = None, live_only: bool = False
@@ -401,16 +395,6 @@ def sale_customer_units(*, sale_ids: Iterable[int], customer_key: str) -> dict[i
             sale_id__in=list(sale_ids), customer_key=customer_key
         ).values_list("sale_id", "units")
     )
-
-
-def sale_holds_expired(*, sale_item_ids: Iterable[int] | None = None, now=None) -> QuerySet:
-    """Holds still held past their time (their orders are due to be cancelled)."""
-    holds = SaleHold.objects.filter(
-        status=SaleHold.Status.HELD, expires_at__lte=now or timezone.now()
-    )
-    if sale_item_ids is not None:
-        holds = holds.filter(sale_item_id__in=list(sale_item_ids))
-    return holds.order_by("expires_at", "pk")
 
 
 # --- Sales on the shop's pages -------------------------------------------------------------------

@@ -168,16 +168,26 @@ def fingerprints_match(given: object, expected: str) -> bool:
     )
 
 
-def line_price(variant, quantity: int, offer: SaleOffer | None) -> tuple[Decimal, int, str]:
-    """Return a line's unit price, the units it can have, and a note: the sale price while the
-    live sale has the units (its units left count holds whose time ran out as back on sale),
-    else the regular price from the stock on hand."""
+@dataclass(frozen=True)
+class LinePrice:
+    unit_price: Decimal
+    available: int  # units the line can have at that price
+    sale: SaleOffer | None = None  # the live sale it is priced from (None: the regular price)
+    note: str = ""
+
+
+def line_price(variant, offer: SaleOffer | None) -> LinePrice:
+    """Price a variant: at the sale price while its live sale has units (its units left count
+    holds whose time ran out as back on sale), else at the regular price from the stock on
+    hand, with a note when the sale has sold out."""
     if offer is not None and offer.is_live:
-        if offer.units_left > 0:  # (fewer than `quantity`: the quote names the problem)
-            return offer.sale_price, offer.units_left, ""
+        if offer.units_left > 0:  # (fewer than the line wants: the quote names the problem)
+            return LinePrice(offer.sale_price, offer.units_left, sale=offer)
         if variant.stock > 0:
-            return variant.price, variant.stock, "The sale has sold out of this item."
-    return variant.price, variant.stock, ""
+            return LinePrice(
+                variant.price, variant.stock, note="The sale has sold out of this item."
+            )
+    return LinePrice(variant.price, variant.stock)
 
 
 def checkout_quote(
@@ -210,14 +220,13 @@ def checkout_quote(
     for line in lines:
         variant = line.variant
         sellable = variant.is_active and variant.product.is_active
-        offer = offers.get(variant.pk)
-        unit_price, available, note = line_price(variant, line.quantity, offer)
-        in_sale = offer is not None and unit_price == offer.sale_price and not note
+        priced = line_price(variant, offers.get(variant.pk))
+        unit_price, available = priced.unit_price, priced.available
         problem = ""
         if not sellable:
             problem = "This item is no longer for sale."
         elif available < line.quantity:
-            where = " in the sale" if in_sale else ""
+            where = " in the sale" if priced.sale else ""
             problem = (
                 f"Only {available} left{where}: lower the quantity."
                 if available > 0
@@ -233,8 +242,8 @@ def checkout_quote(
                 price_changed=unit_price != line.unit_price_seen,
                 available=max(available, 0) if sellable else 0,
                 problem=problem,
-                sale=offer if in_sale else None,
-                note=note,
+                sale=priced.sale,
+                note=priced.note,
             )
         )
     limit_problems = _sale_limit_problems(quote_lines, email=email or cart.email, user=user)

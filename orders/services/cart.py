@@ -14,8 +14,6 @@ Invariants owned here:
 - A cart that belongs to a customer is never merged into, or taken over by, anyone else.
 """
 
-from decimal import Decimal
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -83,13 +81,11 @@ def _sellable_variant(variant_id: object) -> ProductVariant:
     return variant
 
 
-def _offer(variant: ProductVariant, quantity: int) -> tuple[Decimal, int, SaleOffer | None]:
-    """Return the variant's price now, the units that can be had at it, and its live sale offer
-    (None when the regular price applies)."""
+def _offer(variant: ProductVariant) -> selectors.LinePrice:
+    """Price the variant now: its live sale's price and units while they last, else the regular
+    price and the stock on hand."""
     offer = sale_offers(variant_ids=[variant.pk], live_only=True).get(variant.pk)
-    price, available, note = selectors.line_price(variant, quantity, offer)
-    in_sale = offer is not None and price == offer.sale_price and not note
-    return price, available, offer if in_sale else None
+    return selectors.line_price(variant, offer)
 
 
 def _sale_limit_check(offer: SaleOffer | None, quantity: int) -> None:
@@ -118,7 +114,8 @@ def cart_add(*, cart: Cart, variant_id: object, quantity: object) -> CartLine:
     cart = _lock(cart)
     line = CartLine.objects.filter(cart=cart, variant=variant).first()
     wanted = quantity + (line.quantity if line else 0)
-    price, available, offer = _offer(variant, wanted)
+    priced = _offer(variant)
+    price, available, offer = priced.unit_price, priced.available, priced.sale
     where = " in the sale" if offer is not None else ""
     if available <= 0:
         raise NotEnoughStock(f"{variant.product.name} is sold out{where}.", available=0)
@@ -149,7 +146,8 @@ def cart_line_update(*, cart: Cart, line_id: object, quantity: object) -> CartLi
     cart = _lock(cart)
     line = _own_line(cart, line_id)
     variant = line.variant
-    _, available, offer = _offer(variant, quantity)
+    priced = _offer(variant)
+    available, offer = priced.available, priced.sale
     if quantity > available and quantity > line.quantity:
         where = " in the sale" if offer is not None else ""
         raise NotEnoughStock(
