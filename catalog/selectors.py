@@ -281,6 +281,7 @@ class SaleOffer:
     starts_at: datetime
     ends_at: datetime
     per_customer_limit: int | None
+    hold_minutes: int
     now: datetime
 
     @property
@@ -353,19 +354,21 @@ def sale_offers(
             "sale__starts_at",
             "sale__ends_at",
             "sale__per_customer_limit",
+            "sale__hold_minutes",
         )  # fmt: skip
         .order_by("sale__starts_at", "sale_price", "pk")
     )
     offers: dict[int, SaleOffer] = {}
     for (
         pk, sale_id, name, variant_id, price, allotment, taken, expired, stock, starts_at,
-        ends_at, limit,
+        ends_at, limit, hold_minutes,
     ) in items:  # fmt: skip
         left = min(allotment - taken + expired, stock + expired)
         offer = SaleOffer(
             item_id=pk, sale_id=sale_id, sale_name=name, variant_id=variant_id,
             sale_price=price, allotment=allotment, units_left=max(0, left),
-            starts_at=starts_at, ends_at=ends_at, per_customer_limit=limit, now=now,
+            starts_at=starts_at, ends_at=ends_at, per_customer_limit=limit,
+            hold_minutes=hold_minutes, now=now,
         )  # fmt: skip
         current = offers.get(variant_id)
         if current is None or _sale_offer_better(offer, current):

@@ -139,10 +139,15 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     voucher = _voucher_use(quote=quote, cart=cart, user=user)
 
     totals = quote.totals
+    # An order keeps its stock for the payment time, or less if a sale holds units for less.
+    minutes = min(
+        [settings.SHOP_ORDER_PAYMENT_MINUTES]
+        + [q.sale.hold_minutes for q in quote.lines if q.sale is not None]
+    )
     order = Order.objects.create(
         number=order_number_generate(),
         placed_at=now,
-        expires_at=now + timedelta(minutes=settings.SHOP_ORDER_PAYMENT_MINUTES),
+        expires_at=now + timedelta(minutes=minutes),
         user=user if user is not None and user.is_authenticated else None,
         email=cart.email,
         checkout_token=checkout_token,
@@ -159,21 +164,6 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
         voucher=voucher,
         voucher_code=voucher.code if voucher else "",
     )
-    order_lines = OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            variant=q.line.variant,
-            product_name=q.line.variant.product.name,
-            variant_label=q.line.variant.label,
-            sku=q.line.variant.sku,
-            unit_price=priced.unit_price,
-            quantity=priced.quantity,
-            line_total=priced.total,
-            tax_rate=totals.tax_rate,
-            tax_amount=priced.tax_amount,
-        )
-        for q, priced in zip(quote.lines, totals.lines, strict=True)
-    )
     if voucher is not None:
         VoucherRedemption.objects.create(
             voucher=voucher, order=order, user=order.user, email=order.email
@@ -189,16 +179,26 @@ def _order_place(*, cart: Cart, checkout_token: str, fingerprint: str, user) -> 
     outbox_record(kind=OutboxEmail.Kind.ORDER_RECEIVED, order=order, to_email=order.email)
 
     # The contended rows come last, so their row locks are held only until the commit: the
-    # stock (conditional updates, ascending variant id), then the sale units.
+    # stock (conditional updates, ascending variant id), then the sale units; the lines, which
+    # name their sale holds, are one insert after them.
     _stock_take(sorted(lines, key=lambda line: line.variant_id))
     holds = _sale_units_take(quote=quote, cart=cart, user=user, number=order.number, now=now)
-    if holds:
-        for q, order_line in zip(quote.lines, order_lines, strict=True):
-            if q.line.pk in holds:
-                order_line.sale_hold = holds[q.line.pk]
-                order_line.save(update_fields=["sale_hold"])
-        order.expires_at = min(order.expires_at, *(hold.expires_at for hold in holds.values()))
-        order.save(update_fields=["expires_at"])
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            variant=q.line.variant,
+            product_name=q.line.variant.product.name,
+            variant_label=q.line.variant.label,
+            sku=q.line.variant.sku,
+            unit_price=priced.unit_price,
+            quantity=priced.quantity,
+            line_total=priced.total,
+            tax_rate=totals.tax_rate,
+            tax_amount=priced.tax_amount,
+            sale_hold=holds.get(q.line.pk),
+        )
+        for q, priced in zip(quote.lines, totals.lines, strict=True)
+    )
     return order
 
 
