@@ -77,13 +77,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "/orders, /payments), as a load balancer routing by path would; 0: one pool for all (1)",
     )
     a(
-        "--checkout-nice",
-        type=int,
-        default=0,
-        help="CPU niceness of the checkout pool on this one machine, standing in for the share "
-        "of servers it would get in a deployment (0)",
-    )
-    a(
         "--think",
         type=float,
         default=1.0,
@@ -656,9 +649,8 @@ def _run(args, stack: Stack, run_dir: Path, setup_log: Path, stamp: str) -> int:
         # The purchase path's own pool, as a load balancer routing /cart, /checkout, /orders and
         # /payments to other app servers would (docs/deploy.md): checkouts and browsing never
         # share a process, so neither waits for the other's interpreter lock.
-        nice = ["nice", "-n", str(args.checkout_nice)] if args.checkout_nice else []
-        stack.start("gunicorn-checkout", nice + [str(VENV_BIN / "gunicorn"), "-c",
-                                                 "shop/gunicorn.conf.py", "shop.wsgi"],
+        stack.start("gunicorn-checkout", [str(VENV_BIN / "gunicorn"), "-c",
+                                          "shop/gunicorn.conf.py", "shop.wsgi"],
                     dict(env, PORT=str(checkout_port),
                          WEB_CONCURRENCY=str(args.checkout_pool)))  # fmt: skip
     stack.start("celery", [str(VENV_BIN / "celery"), "-A", "shop", "worker", "--loglevel=INFO",

@@ -43,14 +43,3 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-
-def post_fork(server, worker) -> None:
-    """Hand the GIL over sooner (WEB_GIL_SWITCH_MS, Python's default is 5 ms): a thread back
-    from a quick Redis or PostgreSQL round trip would otherwise wait up to the whole interval
-    behind a thread that is rendering a page, and a page makes several such trips."""
-    import sys
-
-    switch_ms = float(os.environ.get("WEB_GIL_SWITCH_MS", "1"))
-    if switch_ms > 0:
-        sys.setswitchinterval(switch_ms / 1000)
