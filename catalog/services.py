@@ -141,7 +141,9 @@ def sale_units_take(
     caller rolls back its transaction, which placement does).
     """
     now = now or timezone.now()
-    item = SaleItem.objects.select_related("sale").get(pk=sale_item_id)
+    item = SaleItem.objects.select_related("sale").filter(pk=sale_item_id).first()
+    if item is None:  # taken out of its sale by a merchant a moment ago
+        raise SaleNotLive("This item is no longer in the sale.")
     sale = item.sale
     if not (sale.is_active and sale.starts_at <= now < sale.ends_at):
         raise SaleNotLive(f"The sale “{sale.name}” is no longer on.")

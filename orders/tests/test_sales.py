@@ -354,3 +354,27 @@ def test_a_payment_after_the_hold_ran_out_but_before_release_still_sells_the_uni
     assert released == []
     assert SaleHold.objects.get().status == SaleHold.Status.SOLD
     assert (taken(item), stock(variant)) == (1, 99)
+
+
+def test_an_item_taken_out_of_its_sale_while_being_placed_is_refused_cleanly():
+    # Given a cart reviewed at the sale price, whose quote read the sale item just before a
+    # merchant removed it (the removal lands between the quote and taking the units)
+    variant, item = make_sale()
+    cart = cart_with(variant)
+    fingerprint = selectors.checkout_quote(cart=cart, email=cart.email).fingerprint
+    quote = selectors.checkout_quote
+
+    def quote_then_remove(**kwargs):
+        result = quote(**kwargs)
+        SaleItem.objects.filter(pk=item.pk).delete()
+        return result
+
+    # When it is placed
+    with (
+        mock.patch.object(selectors, "checkout_quote", quote_then_remove),
+        pytest.raises(SaleUnavailable, match="no longer in the sale"),
+    ):
+        services.order_place(cart=cart, checkout_token=cart.checkout_token, fingerprint=fingerprint)
+
+    # Then it is refused with a message, and nothing of it was written
+    assert (Order.objects.count(), stock(variant), SaleHold.objects.count()) == (0, 100, 0)
