@@ -66,7 +66,7 @@ def _check(now) -> StockReport:
 
     ordered = _units(OrderLine.objects.filter(not_cancelled, variant=OuterRef("pk")), "variant")
     variants = ProductVariant.objects.annotate(ordered=ordered)
-    report.variants_checked = variants.count()
+    report.variants_checked = ProductVariant.objects.count()
     for pk, sku, stock, received, units in (
         variants.exclude(stock=F("stock_received") - F("ordered"))
         .order_by("pk")
@@ -86,7 +86,7 @@ def _check(now) -> StockReport:
             "sale_hold__sale_item",
         ),
     )
-    report.sale_items_checked = items.count()
+    report.sale_items_checked = SaleItem.objects.count()
     for pk, sku, sale_id, allotment, taken, in_holds, units in (
         items.filter(~Q(taken=F("in_holds")) | ~Q(taken=F("ordered")) | Q(taken__gt=F("allotment")))
         .order_by("pk")
